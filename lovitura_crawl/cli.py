@@ -1,0 +1,446 @@
+"""The ``lovitura`` command: demo, crawl, link, report, explain, evaluate, db, sites."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lovitura_crawl import __version__
+from lovitura_crawl.db.engine import make_engine, masked, resolve_url
+
+console = Console(stderr=True)
+
+DB_OPTION = click.option(
+    "--db",
+    "db_url",
+    envvar="LOVITURA_DATABASE_URL",
+    default=None,
+    help="Database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB. "
+    "Default: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite in the current folder.",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="lovitura")
+def main() -> None:
+    """Lovitura crawl: follow trafficking carousels through sex-ad sites.
+
+    Crawl ad sites, extract phones, photos and places, link ads into persons and networks, and
+    export the trails where each person stayed and when she moved.
+    """
+
+
+# --- demo ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--seed", default=1, show_default=True, help="Seed of the demo world.")
+@click.option("--days", default=28, show_default=True, help="Simulated days to crawl.")
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "demo"]),
+    default="demo",
+    show_default=True,
+    help="Size of the demo world.",
+)
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Database URL for the demo. Default: a fresh SQLite file OUT/demo.sqlite.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Folder for the reports, the truth files and the evaluation.",
+)
+@click.option("--reset", is_flag=True, help="Wipe a --db that already holds ads.")
+def demo(seed: int, days: int, scale: str, db_url: str | None, out_dir: Path, reset: bool) -> None:
+    """Run the whole chain on the demo world: serve, crawl daily, link, trail, report."""
+    from lovitura_crawl.demo import DemoError, run_demo
+
+    if days < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--days")
+    if db_url is None:
+        sqlite_path = out_dir / "demo.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+        db_url = f"sqlite:///{sqlite_path}"
+    db_url = resolve_url(db_url)
+    console.print(f"Demo world seed {seed}, scale {scale}, {days} days, database {masked(db_url)}")
+    with _progress() as progress:
+        task = progress.add_task("crawling simulated days", total=days)
+
+        def on_day(day: int, outcomes: list[Any]) -> None:
+            items = sum(o.items for o in outcomes)
+            progress.update(task, advance=1, description=f"day {day + 1}/{days}: {items} ads seen")
+
+        try:
+            summary = run_demo(
+                seed=seed,
+                days=days,
+                scale=scale,
+                db_url=db_url,
+                out_dir=out_dir,
+                reset=reset,
+                on_day=on_day,
+            )
+        except DemoError as exc:
+            raise click.ClickException(str(exc)) from exc
+    _print_demo_summary(summary)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _print_demo_summary(summary: Any) -> None:
+    table = Table(title="Lovitura demo summary")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, count in summary.counts.items():
+        table.add_row(name, str(count))
+    table.add_row("time taken", f"{summary.seconds:.0f} s")
+    Console().print(table)
+    if summary.evaluation:
+        Console().print(_evaluation_table(summary.evaluation))
+    click.echo(f"Reports in {summary.out_dir}:")
+    for path in summary.reports:
+        click.echo(f"  {path}")
+    click.echo(f"Database: {masked(summary.db_url)}")
+
+
+def _evaluation_table(evaluation: dict[str, Any]) -> Any:
+    from matching.evaluate import render_table
+
+    return render_table(evaluation)
+
+
+# --- crawl -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("sites", nargs=-1)
+@DB_OPTION
+@click.option(
+    "--site-url",
+    "site_urls",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Base URL of a site (repeatable); the demo sites print theirs.",
+)
+@click.option(
+    "--clock",
+    default=None,
+    help="Stamp observations with this ISO 8601 time (replays, simulated days).",
+)
+@click.option("-s", "--set", "extra", multiple=True, metavar="NAME=VALUE", help="A Scrapy setting.")
+def crawl(
+    sites: tuple[str, ...],
+    db_url: str | None,
+    site_urls: tuple[str, ...],
+    clock: str | None,
+    extra: tuple[str, ...],
+) -> None:
+    """Crawl SITES once (all known sites when none is named) and store what they show."""
+    from lovitura_crawl.clock import ClockError, parse_clock
+    from lovitura_crawl.crawl import CrawlJob
+    from lovitura_crawl.crawl import crawl as run_crawl
+    from lovitura_crawl.db.migrate import upgrade
+    from lovitura_crawl.db.reference import load_municipalities
+
+    urls = _pairs(site_urls, "--site-url")
+    try:
+        moment = parse_clock(clock) if clock else None
+    except ClockError as exc:
+        raise click.BadParameter(str(exc), param_hint="--clock") from exc
+    names = list(sites) or sorted(urls) or _all_spiders()
+    db = resolve_url(db_url)
+    upgrade(db)
+    load_municipalities(make_engine(db))
+    overrides: dict[str, Any] = {"LOVITURA_DATABASE_URL": db, **_pairs(extra, "--set")}
+    jobs = [CrawlJob(name, moment, urls.get(name)) for name in names]
+    outcomes = run_crawl(jobs, overrides)
+    failed = [o for o in outcomes if o.finish_reason != "finished"]
+    for outcome in outcomes:
+        click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}")
+    if failed:
+        sys.exit(1)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint=option)
+        pairs[name] = rest
+    return pairs
+
+
+def _all_spiders() -> list[str]:
+    from scrapy.spiderloader import SpiderLoader
+
+    from lovitura_crawl.crawl import project_settings
+
+    return sorted(SpiderLoader.from_settings(project_settings()).list())
+
+
+# --- link, explain, evaluate -----------------------------------------------------------------
+@main.command()
+@DB_OPTION
+@click.option("--full", is_flag=True, help="Relink every ad instead of only the new ones.")
+def link(db_url: str | None, full: bool) -> None:
+    """Link ads into persons and networks, and rebuild the trail tables."""
+    from matching.link import link as run_link
+    from matching.trails import build_trails
+
+    engine = make_engine(db_url)
+    result = run_link(engine, full=full)
+    trails = build_trails(engine)
+    click.echo(f"{result}")
+    click.echo(f"{trails}")
+
+
+@main.command()
+@DB_OPTION
+@click.option("--person", "person_id", type=int, required=True, help="Person id.")
+def explain(db_url: str | None, person_id: int) -> None:
+    """Show why a person's ads were joined: every link with its evidence."""
+    from matching.explain import explain_person, render_explanation
+
+    engine = make_engine(db_url)
+    click.echo(render_explanation(explain_person(engine, person_id)))
+
+
+@main.command()
+@DB_OPTION
+@click.option(
+    "--truth",
+    "truth_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder with the demo world's truth files (`lovitura sites truth`).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the figures as JSON to this file.",
+)
+def evaluate(db_url: str | None, truth_dir: Path, json_out: Path | None) -> None:
+    """Compare persons, networks, stays and moves in the database with the truth."""
+    from matching.evaluate import evaluate as run_evaluate
+
+    figures = run_evaluate(make_engine(db_url), truth_dir)
+    Console().print(_evaluation_table(figures))
+    if json_out is not None:
+        json_out.write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+        click.echo(f"wrote {json_out}")
+
+
+# --- report ----------------------------------------------------------------------------------
+@main.command()
+@DB_OPTION
+@click.option("--municipality", "code", default=None, help="CBS code, e.g. GM0363.")
+@click.option("--person", "person_id", type=int, default=None, help="One person's whole trail.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Only stays that end on or after this date (YYYY-MM-DD).",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV file to write.",
+)
+def report(
+    db_url: str | None, code: str | None, person_id: int | None, since: datetime | None, out: Path
+) -> None:
+    """Write a CSV trail report for an action day (a municipality) or for one person."""
+    from lovitura_crawl.report import ReportError, municipality_report, person_report
+
+    if (code is None) == (person_id is None):
+        raise click.UsageError("give exactly one of --municipality and --person")
+    engine = make_engine(db_url)
+    try:
+        if code is not None:
+            since_day: date | None = since.date() if since else None
+            result = municipality_report(engine, code.upper(), out, since_day)
+        else:
+            assert person_id is not None
+            result = person_report(engine, person_id, out)
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {result.rows} rows to {result.path} (sha256 {result.sha256})")
+
+
+# --- db --------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Create and migrate the database."""
+
+
+@db.command("upgrade")
+@DB_OPTION
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(db_url: str | None, revision: str) -> None:
+    """Migrate the database to REVISION and load the municipalities."""
+    from lovitura_crawl.db.migrate import upgrade
+    from lovitura_crawl.db.reference import load_municipalities
+
+    url = resolve_url(db_url)
+    upgrade(url, revision)
+    written = load_municipalities(make_engine(url)) if revision == "head" else 0
+    click.echo(f"{masked(url)} is at {revision}; {written} municipality rows written")
+
+
+@db.command("downgrade")
+@DB_OPTION
+@click.option("--revision", required=True, help="Target revision, e.g. base.")
+def db_downgrade(db_url: str | None, revision: str) -> None:
+    """Migrate the database down to REVISION (base removes every table)."""
+    from lovitura_crawl.db.migrate import downgrade
+
+    url = resolve_url(db_url)
+    downgrade(url, revision)
+    click.echo(f"{masked(url)} is at {revision}")
+
+
+@db.command("check")
+@DB_OPTION
+def db_check(db_url: str | None) -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from lovitura_crawl.db.migrate import check, upgrade
+
+    url = resolve_url(db_url)
+    upgrade(url)
+    check(url)
+    click.echo("models and migrations agree")
+
+
+# --- sites -----------------------------------------------------------------------------------
+@main.group()
+def sites() -> None:
+    """The demo world: serve its four ad sites, write its truth."""
+
+
+@sites.command("serve")
+@click.option("--seed", default=1, show_default=True, help="Seed of the demo world.")
+@click.option("--scale", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True)
+@click.option("--days", default=None, type=int, help="Length of the world (default per scale).")
+@click.option("--day", default=0, show_default=True, help="Simulated day to serve first.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
+@click.option("--fast", is_flag=True, help="No slow responses and no 429s (tests).")
+@click.option(
+    "--control",
+    is_flag=True,
+    help="Read 'day N' lines on standard input to change the day; answer in JSON lines.",
+)
+def sites_serve(
+    seed: int, scale: str, days: int | None, day: int, host: str, fast: bool, control: bool
+) -> None:
+    """Serve the four demo sites on loopback and print their URLs."""
+    from fixtures.world import build_world
+
+    from fixtures.sites import serve
+
+    world = build_world(seed, scale=scale, days=days)
+    if not 0 <= day < world.days:
+        raise click.BadParameter(f"must be between 0 and {world.days - 1}", param_hint="--day")
+    with serve(world, day=day, host=host, fast=fast) as running:
+        if control:
+            _control_loop(running, world)
+            return
+        for name, url in running.urls.items():
+            click.echo(f"{name:14} {url}")
+        click.echo(f"serving day {day} ({world.start_date}); press Ctrl-C to stop")
+        try:
+            _wait_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+
+
+def _wait_forever() -> None:
+    import time
+
+    while True:
+        time.sleep(3600)
+
+
+def _control_loop(running: Any, world: Any) -> None:
+    def answer(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    answer({"urls": running.urls, "start_date": world.start_date.isoformat(), "day": running.day})
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "day" and value.isdigit() and 0 <= int(value) < world.days:
+            running.set_day(int(value))
+            answer({"day": int(value)})
+        elif command == "stop":
+            return
+        else:
+            answer({"error": f"unknown command {line.strip()!r}; use 'day N' or 'stop'"})
+
+
+@sites.command("truth")
+@click.option("--seed", default=1, show_default=True, help="Seed of the demo world.")
+@click.option(
+    "--scale", type=click.Choice(["tiny", "demo", "bench"]), default="demo", show_default=True
+)
+@click.option("--days", default=None, type=int, help="Length of the world (default per scale).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for ads.csv, stays.csv, phones.csv, photos.csv and world.json.",
+)
+def sites_truth(seed: int, scale: str, days: int | None, out_dir: Path) -> None:
+    """Write the demo world's ground truth as CSV files."""
+    from fixtures.truth import write_truth
+    from fixtures.world import build_world
+
+    paths = write_truth(build_world(seed, scale=scale, days=days), out_dir)
+    for path in paths:
+        click.echo(str(path))
+
+
+@sites.command("list")
+def sites_list() -> None:
+    """List the demo sites and what kind of site each is."""
+    from fixtures.model import SITES
+
+    kinds = {
+        "roodlicht": "A: server-rendered Dutch classifieds",
+        "nachtvlinder": "B: single-page app, phone behind a click (needs a browser)",
+        "escortgids": "C: international directory NL/BE/DE",
+        "prikbord": "D: free-text board, windows-1252, rate-limited",
+    }
+    for name in SITES:
+        click.echo(f"{name:14} {kinds.get(name, '')}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()

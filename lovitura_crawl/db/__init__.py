@@ -1,0 +1,1 @@
+"""The relational store: SQLAlchemy models (``models``) and engine set-up (``engine``)."""

@@ -1,0 +1,64 @@
+"""Which database to use, and how to connect to it.
+
+The URL comes from ``--db URL`` on the command line, else the environment variable
+``LOVITURA_DATABASE_URL``, else the SQLite file ``var/lovitura.sqlite`` under the current
+directory. ``postgresql://`` URLs are served by psycopg 3.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+DEFAULT_SQLITE_PATH = Path("var") / "lovitura.sqlite"
+ENV_VAR = "LOVITURA_DATABASE_URL"
+
+
+class DatabaseURLError(ValueError):
+    """The database URL names a backend Lovitura does not support."""
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL to use: ``url``, else $LOVITURA_DATABASE_URL, else the SQLite default."""
+    chosen = url or os.environ.get(ENV_VAR)
+    if not chosen:
+        DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    parsed = make_url(chosen)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername not in ("sqlite", "postgresql+psycopg"):
+        raise DatabaseURLError(
+            f"unsupported database {parsed.drivername!r}; use sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DBNAME"
+        )
+    if parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return chosen
+
+
+def masked(url: str) -> str:
+    """The URL with any password hidden, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (resolved as in :func:`resolve_url`)."""
+    resolved = resolve_url(url)
+    engine = create_engine(resolved, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine

@@ -1,0 +1,429 @@
+"""Writing observations of ads to the database, idempotently.
+
+Every write is keyed on (site, site_ad_id), so storing the same observation twice (a rerun after
+a crash, a re-ingested file, two workers racing) changes nothing the second time. An ad's
+content is kept as dated versions in ``ad_versions``; every day it was seen is a row in
+``ad_observations``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from lovitura_crawl.anomalies import Anomaly
+from lovitura_crawl.db import models
+
+logger = logging.getLogger(__name__)
+
+ADS: Table = models.Ad.__table__  # type: ignore[assignment]
+VERSIONS: Table = models.AdVersion.__table__  # type: ignore[assignment]
+OBSERVATIONS: Table = models.AdObservation.__table__  # type: ignore[assignment]
+PHONES: Table = models.AdPhone.__table__  # type: ignore[assignment]
+PHOTOS: Table = models.AdPhoto.__table__  # type: ignore[assignment]
+RUNS: Table = models.CrawlRun.__table__  # type: ignore[assignment]
+ANOMALIES: Table = models.CrawlAnomaly.__table__  # type: ignore[assignment]
+
+CONTENT_FIELDS = ("title", "text", "place", "phone_text", "nickname", "age")
+
+
+@dataclass
+class StoreResult:
+    new: int = 0
+    updated: int = 0  # content changed: a new version
+    unchanged: int = 0
+
+    def __iadd__(self, other: StoreResult) -> StoreResult:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """An aware datetime from an ISO 8601 string (naive times are taken as UTC)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def content_hash(item: Mapping[str, Any]) -> str:
+    """A digest of what an ad says: a new version is stored when it changes."""
+    content = {name: item.get(name) for name in CONTENT_FIELDS}
+    content["photos"] = sorted(p.get("url", "") for p in item.get("photos") or [])
+    encoded = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _age(value: Any) -> int | None:
+    try:
+        age = int(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+    return age if age is not None and 14 <= age <= 99 else None
+
+
+def _location(item: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    location = item.get("location") or {}
+    return location.get("code"), location.get("country"), location.get("method")
+
+
+class AdStore:
+    """Stores items (dicts in the schema of docs/items.md) and crawl runs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- crawl runs ----------------------------------------------------------------------
+    def start_run(self, site: str, clock: datetime) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                RUNS.insert().values(
+                    site=site,
+                    started_at=datetime.now(UTC),
+                    clock=clock,
+                    outcome="running",
+                    listing_complete=False,
+                    n_items=0,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        outcome: str,
+        stats: Mapping[str, Any],
+        listing_complete: bool,
+        n_items: int,
+        anomalies: Iterable[Anomaly] = (),
+    ) -> None:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(
+                    finished_at=now,
+                    outcome=outcome,
+                    stats=json.loads(json.dumps(dict(stats), default=str)),
+                    listing_complete=listing_complete,
+                    n_items=n_items,
+                )
+            )
+            rows = [
+                {
+                    "crawl_run_id": run_id,
+                    "stage": a.stage,
+                    "reason": a.reason,
+                    "site": a.site,
+                    "site_ad_id": a.site_ad_id,
+                    "url": a.url,
+                    "detail": a.detail,
+                    "at": now,
+                }
+                for a in anomalies
+            ]
+            if rows:
+                conn.execute(ANOMALIES.insert(), rows)
+
+    def mark_gone(self, site: str, clock: datetime) -> int:
+        """After a complete listing crawl: ads of ``site`` not seen at ``clock`` are gone."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(ADS)
+                .where(
+                    and_(ADS.c.site == site, ADS.c.last_seen_at < clock, ADS.c.gone_at.is_(None))
+                )
+                .values(gone_at=clock)
+            )
+            return int(result.rowcount or 0)
+
+    # --- observations --------------------------------------------------------------------
+    def save(self, items: Sequence[Mapping[str, Any]], run_id: int | None = None) -> StoreResult:
+        """Store a batch of observations in one transaction."""
+        total = StoreResult()
+        if not items:
+            return total
+        with self.engine.begin() as conn:
+            existing = self._existing(conn, items)
+            for item in items:
+                total += self._save_one(conn, item, existing, run_id)
+        return total
+
+    def _existing(
+        self, conn: Connection, items: Sequence[Mapping[str, Any]]
+    ) -> dict[tuple[str, str], Any]:
+        keys = list({(str(i["site"]), str(i["site_ad_id"])) for i in items})
+        found: dict[tuple[str, str], Any] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = conn.execute(
+                select(
+                    ADS.c.id,
+                    ADS.c.site,
+                    ADS.c.site_ad_id,
+                    ADS.c.content_hash,
+                    ADS.c.first_seen_at,
+                    ADS.c.last_seen_at,
+                ).where(tuple_(ADS.c.site, ADS.c.site_ad_id).in_(chunk))
+            )
+            for row in rows:
+                found[(row.site, row.site_ad_id)] = row
+        return found
+
+    def _save_one(
+        self,
+        conn: Connection,
+        item: Mapping[str, Any],
+        existing: dict[tuple[str, str], Any],
+        run_id: int | None,
+    ) -> StoreResult:
+        key = (str(item["site"]), str(item["site_ad_id"]))
+        seen = parse_time(item["observed_at"])
+        listing_only = bool((item.get("extra") or {}).get("listing_only"))
+        row = existing.get(key)
+        code, country, method = _location(item)
+
+        if row is None:
+            ad_id = self._insert_ad(conn, item, seen, code, country, method)
+            existing[key] = _Row(ad_id, content_hash(item), seen, seen)
+            result = StoreResult(new=1)
+            digest = existing[key].content_hash
+        else:
+            ad_id = row.id
+            digest = content_hash(item)
+            changed = not listing_only and digest != row.content_hash
+            self._touch_ad(conn, ad_id, item, seen, row, changed, code, country, method)
+            result = StoreResult(updated=1) if changed else StoreResult(unchanged=1)
+            existing[key] = _Row(
+                ad_id,
+                digest if changed else row.content_hash,
+                min(parse_time(row.first_seen_at), seen),
+                max(parse_time(row.last_seen_at), seen),
+            )
+            if not changed:
+                digest = ""
+
+        if digest:
+            self._add_version(conn, ad_id, item, seen, digest, code, country)
+        self._observe(conn, ad_id, seen, run_id, item, code, country, listing_only)
+        if not listing_only:
+            self._save_phones(conn, ad_id, item, seen)
+            self._save_photos(conn, ad_id, item, seen)
+        return result
+
+    def _insert_ad(
+        self,
+        conn: Connection,
+        item: Mapping[str, Any],
+        seen: datetime,
+        code: str | None,
+        country: str | None,
+        method: str | None,
+    ) -> int:
+        values = _ad_values(item, code, country, method)
+        values.update(
+            site=str(item["site"]),
+            site_ad_id=str(item["site_ad_id"]),
+            first_seen_at=seen,
+            last_seen_at=seen,
+            content_hash=content_hash(item),
+        )
+        stmt = (
+            _insert(conn, ADS)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["site", "site_ad_id"])
+        )
+        conn.execute(stmt)
+        # Another worker may have inserted it first: read the id back either way.
+        ad_id = conn.execute(
+            select(ADS.c.id).where(
+                ADS.c.site == values["site"], ADS.c.site_ad_id == values["site_ad_id"]
+            )
+        ).scalar_one()
+        return int(ad_id)
+
+    def _touch_ad(
+        self,
+        conn: Connection,
+        ad_id: int,
+        item: Mapping[str, Any],
+        seen: datetime,
+        row: Any,
+        changed: bool,
+        code: str | None,
+        country: str | None,
+        method: str | None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        newest = seen >= parse_time(row.last_seen_at)
+        if newest:
+            values.update(last_seen_at=seen, gone_at=None)
+            if changed:
+                values.update(_ad_values(item, code, country, method))
+                values["content_hash"] = content_hash(item)
+        if seen < parse_time(row.first_seen_at):
+            values["first_seen_at"] = seen
+        if values:
+            conn.execute(update(ADS).where(ADS.c.id == ad_id).values(**values))
+
+    def _add_version(
+        self,
+        conn: Connection,
+        ad_id: int,
+        item: Mapping[str, Any],
+        seen: datetime,
+        digest: str,
+        code: str | None,
+        country: str | None,
+    ) -> None:
+        stmt = (
+            _insert(conn, VERSIONS)
+            .values(
+                ad_id=ad_id,
+                valid_from=seen,
+                content_hash=digest,
+                title=item.get("title"),
+                text=item.get("text"),
+                place_text=item.get("place"),
+                phone_text=item.get("phone_text"),
+                municipality_code=code,
+                country=country,
+                phones=[p["e164"] for p in item.get("phones") or []],
+                photo_urls=[p.get("url") for p in item.get("photos") or []],
+            )
+            .on_conflict_do_nothing(index_elements=["ad_id", "valid_from"])
+        )
+        conn.execute(stmt)
+
+    def _observe(
+        self,
+        conn: Connection,
+        ad_id: int,
+        seen: datetime,
+        run_id: int | None,
+        item: Mapping[str, Any],
+        code: str | None,
+        country: str | None,
+        listing_only: bool,
+    ) -> None:
+        if listing_only:
+            code, country = self._current_place(conn, ad_id)
+        stmt = (
+            _insert(conn, OBSERVATIONS)
+            .values(
+                ad_id=ad_id,
+                observed_on=seen.date(),
+                observed_at=seen,
+                crawl_run_id=run_id,
+                municipality_code=code,
+                country=country,
+            )
+            .on_conflict_do_nothing(index_elements=["ad_id", "observed_on"])
+        )
+        conn.execute(stmt)
+
+    def _current_place(self, conn: Connection, ad_id: int) -> tuple[str | None, str | None]:
+        row = conn.execute(
+            select(ADS.c.municipality_code, ADS.c.country).where(ADS.c.id == ad_id)
+        ).one()
+        return row.municipality_code, row.country
+
+    def _save_phones(
+        self, conn: Connection, ad_id: int, item: Mapping[str, Any], seen: datetime
+    ) -> None:
+        for phone in item.get("phones") or []:
+            stmt = _insert(conn, PHONES).values(
+                ad_id=ad_id,
+                phone=phone["e164"],
+                field=phone.get("field"),
+                start=phone.get("start"),
+                end=phone.get("end"),
+                first_seen_at=seen,
+                last_seen_at=seen,
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["ad_id", "phone"],
+                set_={"last_seen_at": seen, "start": stmt.excluded.start, "end": stmt.excluded.end},
+            )
+            conn.execute(stmt)
+
+    def _save_photos(
+        self, conn: Connection, ad_id: int, item: Mapping[str, Any], seen: datetime
+    ) -> None:
+        for position, photo in enumerate(item.get("photos") or []):
+            fingerprint = photo.get("fingerprint")
+            stmt = _insert(conn, PHOTOS).values(
+                ad_id=ad_id,
+                url=photo["url"],
+                position=position,
+                phash=(fingerprint or {}).get("phash"),
+                fingerprint=fingerprint,
+                error=photo.get("error"),
+                first_seen_at=seen,
+                last_seen_at=seen,
+            )
+            update_values: dict[str, Any] = {"last_seen_at": seen, "position": position}
+            if fingerprint:
+                update_values.update(fingerprint=fingerprint, phash=fingerprint.get("phash"))
+            stmt = stmt.on_conflict_do_update(index_elements=["ad_id", "url"], set_=update_values)
+            conn.execute(stmt)
+
+    def known_photo_fingerprints(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Fingerprints already stored for these photo URLs (so they are not fetched again)."""
+        wanted = list(set(urls))
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    select(PHOTOS.c.url, PHOTOS.c.fingerprint).where(
+                        PHOTOS.c.url.in_(wanted[start : start + 500]),
+                        PHOTOS.c.fingerprint.is_not(None),
+                    )
+                )
+                for url, fingerprint in rows:
+                    found[url] = fingerprint
+        return found
+
+
+@dataclass
+class _Row:
+    id: int
+    content_hash: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+def _ad_values(
+    item: Mapping[str, Any], code: str | None, country: str | None, method: str | None
+) -> dict[str, Any]:
+    return {
+        "url": item["url"],
+        "title": item.get("title"),
+        "text": item.get("text"),
+        "nickname": item.get("nickname"),
+        "age": _age(item.get("age")),
+        "place_text": item.get("place"),
+        "posted_at": item.get("posted_at"),
+        "municipality_code": code,
+        "country": country,
+        "place_method": method,
+        "fields": item.get("fields"),
+        "extra": item.get("extra"),
+    }

@@ -1,0 +1,242 @@
+"""``lovitura demo``: the whole chain on the demo world.
+
+Starts the four demo sites in a child process, crawls them once per simulated day, runs the
+pipelines, links the ads into persons and networks after each day, builds the trails, and writes
+action-day reports and the world's truth into the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, select
+
+from lovitura_crawl.crawl import CrawlJob, crawl_jobs, project_settings, run_reactor
+from lovitura_crawl.db import models
+from lovitura_crawl.db.engine import make_engine
+from lovitura_crawl.db.migrate import downgrade, upgrade
+from lovitura_crawl.db.reference import load_municipalities
+
+logger = logging.getLogger(__name__)
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+CRAWL_HOUR = dtime(12, 0)
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (the sites did not start, or the database is not empty)."""
+
+
+@dataclass
+class DemoSummary:
+    seed: int
+    days: int
+    db_url: str
+    out_dir: Path
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    reports: list[Path] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+
+
+class SiteProcess:
+    """The demo sites, served by ``lovitura sites serve --control`` in a child process."""
+
+    def __init__(self, seed: int, scale: str, days: int) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "lovitura_crawl.cli",
+            "sites",
+            "serve",
+            "--seed",
+            str(seed),
+            "--scale",
+            scale,
+            "--days",
+            str(days),
+            "--day",
+            "0",
+            "--control",
+        ]
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        ready = self._read()
+        self.urls: dict[str, str] = ready["urls"]
+        self.start_date = date.fromisoformat(ready["start_date"])
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait(timeout=10)
+            raise DemoError(f"the demo sites exited with code {code} before they were ready")
+        return dict(json.loads(line))
+
+    def set_day(self, day: int) -> None:
+        stdin: IO[str] | None = self.proc.stdin
+        assert stdin is not None
+        stdin.write(f"day {day}\n")
+        stdin.flush()
+        answer = self._read()
+        if answer.get("day") != day:
+            raise DemoError(f"the demo sites did not switch to day {day}: {answer}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def prepare_database(url: str, reset: bool) -> Engine:
+    """Migrate ``url`` to head; refuse one that already holds ads unless ``reset``."""
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n_ads = conn.execute(select(func.count()).select_from(models.Ad)).scalar_one()
+    if n_ads and not reset:
+        raise DemoError(
+            f"the database already holds {n_ads} ads; give --reset to wipe it for the demo, "
+            "or --db with another database"
+        )
+    if n_ads:
+        engine.dispose()
+        downgrade(url)
+        upgrade(url)
+        engine = make_engine(url)
+    load_municipalities(engine)
+    return engine
+
+
+def crawl_clock(start_date: date, day: int) -> datetime:
+    """The moment the daily crawl of simulated ``day`` is stamped with (noon, Amsterdam)."""
+    return datetime.combine(start_date + timedelta(days=day), CRAWL_HOUR, tzinfo=AMSTERDAM)
+
+
+def link_day(engine: Engine) -> None:
+    """Link the new ads into persons and networks, then rebuild the trails."""
+    from matching.link import link
+    from matching.trails import build_trails
+
+    link(engine)
+    build_trails(engine)
+
+
+def count_rows(engine: Engine) -> dict[str, int]:
+    tables = {
+        "ads": models.Ad,
+        "phones": models.AdPhone,
+        "photos": models.AdPhoto,
+        "persons": models.Person,
+        "networks": models.Network,
+        "stays": models.TrailStay,
+        "moves": models.TrailMove,
+        "anomalies": models.CrawlAnomaly,
+    }
+    with engine.connect() as conn:
+        counts = {
+            name: int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+            for name, model in tables.items()
+        }
+        counts["distinct phones"] = int(
+            conn.execute(select(func.count(func.distinct(models.AdPhone.phone)))).scalar_one()
+        )
+    return counts
+
+
+def busiest_municipalities(engine: Engine, limit: int = 3) -> list[str]:
+    """The municipalities where most persons stayed: the demo writes a report for each."""
+    query = (
+        select(
+            models.TrailStay.municipality_code,
+            func.count(func.distinct(models.TrailStay.person_id)),
+        )
+        .where(models.TrailStay.municipality_code.is_not(None))
+        .group_by(models.TrailStay.municipality_code)
+        .order_by(
+            func.count(func.distinct(models.TrailStay.person_id)).desc(),
+            models.TrailStay.municipality_code,
+        )
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [code for code, _ in conn.execute(query) if code is not None]
+
+
+def run_demo(
+    *,
+    seed: int,
+    days: int,
+    scale: str,
+    db_url: str,
+    out_dir: Path,
+    reset: bool,
+    on_day: Callable[[int, list[Any]], None] | None = None,
+    log_level: str = "WARNING",
+) -> DemoSummary:
+    """Run the demo end to end and return its summary."""
+    from lovitura_crawl.report import municipality_report
+
+    started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = prepare_database(db_url, reset)
+    sites = SiteProcess(seed, scale, days)
+    try:
+        settings = project_settings({"LOVITURA_DATABASE_URL": db_url, "LOG_LEVEL": log_level})
+
+        async def all_days() -> None:
+            import asyncio
+
+            for day in range(days):
+                await asyncio.to_thread(sites.set_day, day)
+                clock = crawl_clock(sites.start_date, day)
+                jobs = [CrawlJob(site, clock, url) for site, url in sorted(sites.urls.items())]
+                outcomes = await crawl_jobs(settings, jobs)
+                await asyncio.to_thread(link_day, engine)
+                if on_day is not None:
+                    on_day(day, outcomes)
+
+        run_reactor(all_days, settings)
+    finally:
+        sites.stop()
+
+    summary = DemoSummary(seed, days, db_url, out_dir)
+    for code in busiest_municipalities(engine):
+        summary.reports.append(
+            municipality_report(engine, code, out_dir / f"report-{code}.csv").path
+        )
+    summary.reports.extend(_truth_and_evaluation(engine, seed, scale, days, out_dir, summary))
+    summary.counts = count_rows(engine)
+    summary.seconds = time.monotonic() - started
+    engine.dispose()
+    return summary
+
+
+def _truth_and_evaluation(
+    engine: Engine, seed: int, scale: str, days: int, out_dir: Path, summary: DemoSummary
+) -> list[Path]:
+    from fixtures.truth import write_truth
+    from fixtures.world import build_world
+    from matching.evaluate import evaluate
+
+    truth_dir = out_dir / "truth"
+    write_truth(build_world(seed, scale=scale, days=days), truth_dir)
+    summary.evaluation = evaluate(engine, truth_dir)
+    path = out_dir / "evaluation.json"
+    path.write_text(json.dumps(summary.evaluation, indent=2, default=str), encoding="utf-8")
+    return [path]

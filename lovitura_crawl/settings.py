@@ -1,0 +1,84 @@
+"""Scrapy settings of the Lovitura crawl project.
+
+Lovitura's own settings carry the ``LOVITURA_`` prefix and are documented in docs/settings.md.
+Defaults are polite: robots.txt obeyed, one request at a time per host with a delay,
+AutoThrottle on, an identifying User-Agent, and no telnet console.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+BOT_NAME = "lovitura_crawl"
+SPIDER_MODULES = ["lovitura_crawl.spiders"]
+NEWSPIDER_MODULE = "lovitura_crawl.spiders"
+
+# --- Lovitura settings (alphabetical) -------------------------------------------------------
+LOVITURA_CLOCK = None  # ISO 8601 time to stamp observations with (replays, simulated days)
+LOVITURA_DATABASE_URL = None  # None: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite
+LOVITURA_PHOTO_WORKERS = 1  # processes that fingerprint photos off the reactor thread
+LOVITURA_SITE_REGIONS: dict[str, str] = {"escortgids": "NL"}  # default phone region per site
+LOVITURA_SITE_URLS: dict[str, str] = {}  # base URL per site name (the demo world sets these)
+LOVITURA_STORE_BATCH = 200  # items per database transaction
+
+# --- Politeness ----------------------------------------------------------------------------
+USER_AGENT = "LovituraCrawl/0.1 (+https://github.com/lovitura/lovitura-crawl; research crawler)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 0.25
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.25
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+RETRY_ENABLED = True
+RETRY_TIMES = 4
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+DOWNLOAD_TIMEOUT = 60
+
+# --- Safety --------------------------------------------------------------------------------
+TELNETCONSOLE_ENABLED = False
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
+COOKIES_ENABLED = False
+REDIRECT_MAX_TIMES = 5
+
+# --- Pipelines (spaced numbers; one job per module, see docs/pipelines.md) ------------------
+ITEM_PIPELINES = {
+    "pipelines.validate.ValidatePipeline": 100,
+    "pipelines.fields.FieldsPipeline": 200,
+    "pipelines.phones.PhonesPipeline": 300,
+    "pipelines.geo.GeoPipeline": 400,
+    "pipelines.photos.PhotosPipeline": 500,
+    "pipelines.storage.StoragePipeline": 900,
+}
+EXTENSIONS = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+}
+
+# --- Browser rendering (only requests with meta["playwright"] use it) ------------------------
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+    "headless": True,
+    "args": [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ],
+}
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
+PLAYWRIGHT_MAX_CONTEXTS = 2
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
+
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Lovitura database (one revision per schema change)."""
