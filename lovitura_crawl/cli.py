@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from lovitura_crawl import __version__
 from lovitura_crawl.db.engine import make_engine, masked, resolve_url
 
 console = Console(stderr=True)
+EXIT_LOCKED = 75  # EX_TEMPFAIL: a crawl of the same site was already running
 
 DB_OPTION = click.option(
     "--db",
@@ -156,12 +158,17 @@ def crawl(
     clock: str | None,
     extra: tuple[str, ...],
 ) -> None:
-    """Crawl SITES once (all known sites when none is named) and store what they show."""
+    """Crawl SITES once (all known sites when none is named) and store what they show.
+
+    Safe to start from cron or a systemd timer: a site whose previous crawl still runs is
+    skipped (exit code 75), and a killed crawl leaves no lock behind.
+    """
     from lovitura_crawl.clock import ClockError, parse_clock
     from lovitura_crawl.crawl import CrawlJob
     from lovitura_crawl.crawl import crawl as run_crawl
     from lovitura_crawl.db.migrate import upgrade
     from lovitura_crawl.db.reference import load_municipalities
+    from lovitura_crawl.locks import SiteLocked, site_lock
 
     urls = _pairs(site_urls, "--site-url")
     try:
@@ -173,13 +180,23 @@ def crawl(
     upgrade(db)
     load_municipalities(make_engine(db))
     overrides: dict[str, Any] = {"LOVITURA_DATABASE_URL": db, **_pairs(extra, "--set")}
-    jobs = [CrawlJob(name, moment, urls.get(name)) for name in names]
-    outcomes = run_crawl(jobs, overrides)
+    with ExitStack() as locks:
+        locked = []
+        for name in names:
+            try:
+                locks.enter_context(site_lock(name, db))
+            except SiteLocked as exc:
+                click.echo(str(exc), err=True)
+                locked.append(name)
+        jobs = [CrawlJob(name, moment, urls.get(name)) for name in names if name not in locked]
+        outcomes = run_crawl(jobs, overrides) if jobs else []
     failed = [o for o in outcomes if o.finish_reason != "finished"]
     for outcome in outcomes:
         click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}")
     if failed:
         sys.exit(1)
+    if locked:
+        sys.exit(EXIT_LOCKED)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:

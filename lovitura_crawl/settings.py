@@ -14,6 +14,7 @@ SPIDER_MODULES = ["lovitura_crawl.spiders"]
 NEWSPIDER_MODULE = "lovitura_crawl.spiders"
 
 # --- Lovitura settings (alphabetical) -------------------------------------------------------
+LOVITURA_ALLOWED_PRIVATE_HOSTS: list[str] = []  # private-address hosts that may be crawled
 LOVITURA_CLOCK = None  # ISO 8601 time to stamp observations with (replays, simulated days)
 LOVITURA_DATABASE_URL = None  # None: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite
 LOVITURA_PHOTO_WORKERS = 1  # processes that fingerprint photos off the reactor thread
@@ -43,6 +44,9 @@ DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 COOKIES_ENABLED = False
 REDIRECT_MAX_TIMES = 5
+DOWNLOADER_MIDDLEWARES = {
+    "lovitura_crawl.middlewares.SafeDestinationMiddleware": 50,
+}
 
 # --- Pipelines (spaced numbers; one job per module, see docs/pipelines.md) ------------------
 ITEM_PIPELINES = {
