@@ -1,0 +1,41 @@
+"""Every command has --help and is named in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from lovitura_crawl.cli import main
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found += _commands(command, path)
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_documented_in_readme(path: tuple[str, ...]) -> None:
+    assert f"lovitura {' '.join(path)}" in README or f"`{path[-1]}`" in README
+
+
+def test_report_needs_exactly_one_subject(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code != 0
+    assert "exactly one of --municipality and --person" in result.output
