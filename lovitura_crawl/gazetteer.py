@@ -145,3 +145,23 @@ def border_places() -> tuple[ForeignPlace, ...]:
 def origin_places() -> tuple[ForeignPlace, ...]:
     """Romanian and Moldovan places over 500 inhabitants (GeoNames)."""
     return _foreign("ro_md_places.csv")
+
+
+@dataclass(frozen=True)
+class SpellingVariant:
+    variant: str  # lower case, as people write the name: "den bos", "alphen ad rijn"
+    woonplaats: str  # the 2015 woonplaats it names; "" when it names a municipality
+    municipality: str  # the 2015 municipality
+    gm_code: str  # CBS code of the 2015 municipality (may no longer exist)
+    province: str
+
+
+@cache
+def spelling_variants() -> tuple[SpellingVariant, ...]:
+    """Spelling variants of Dutch place names, on the 2015 municipalities (CBS, CC BY 4.0)."""
+    return tuple(
+        SpellingVariant(
+            r["Variant"], r["Woonplaats"], r["Gemeente"], r["Gemeente_code"], r["Provincie"]
+        )
+        for r in _rows("nl_place_spelling_variants.csv")
+    )
