@@ -1,0 +1,1 @@
+"""One spider per site, each running a ``lovitura_crawl.sitedefs.SiteDefinition``."""
