@@ -31,6 +31,23 @@ DB_OPTION = click.option(
 )
 
 
+PURPOSE_OPTION = click.option(
+    "--purpose",
+    envvar="LOVITURA_PURPOSE",
+    default=None,
+    help="Purpose or case id this runs under (`lovitura purpose list`). "
+    "Default: $LOVITURA_PURPOSE.",
+)
+KEY_OPTION = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LOVITURA_PSEUDONYM_KEY_FILE",
+    default=None,
+    help="File with the pseudonym key. Default: $LOVITURA_PSEUDONYM_KEY_FILE, "
+    "else the key in $LOVITURA_PSEUDONYM_KEY.",
+)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="lovitura")
 def main() -> None:
@@ -138,6 +155,7 @@ def _evaluation_table(evaluation: dict[str, Any]) -> Any:
 @main.command()
 @click.argument("sites", nargs=-1)
 @DB_OPTION
+@PURPOSE_OPTION
 @click.option(
     "--site-url",
     "site_urls",
@@ -151,24 +169,42 @@ def _evaluation_table(evaluation: dict[str, Any]) -> Any:
     help="Stamp observations with this ISO 8601 time (replays, simulated days).",
 )
 @click.option("-s", "--set", "extra", multiple=True, metavar="NAME=VALUE", help="A Scrapy setting.")
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="LOVITURA_REDIS_URL",
+    default=None,
+    metavar="URL",
+    help="Share the crawl with other workers through Redis, e.g. redis://127.0.0.1:6379/0. "
+    "Every worker started for a site joins that site's crawl of the day; no site lock is taken.",
+)
+@click.option(
+    "--redis-run",
+    default=None,
+    metavar="NAME",
+    help="Name of the shared crawl to join (default: the day of the crawl's clock).",
+)
 def crawl(
     sites: tuple[str, ...],
     db_url: str | None,
+    purpose: str | None,
     site_urls: tuple[str, ...],
     clock: str | None,
     extra: tuple[str, ...],
+    redis_url: str | None,
+    redis_run: str | None,
 ) -> None:
     """Crawl SITES once (all known sites when none is named) and store what they show.
 
     Safe to start from cron or a systemd timer: a site whose previous crawl still runs is
-    skipped (exit code 75), and a killed crawl leaves no lock behind.
+    skipped (exit code 75), a killed crawl leaves no lock behind, and the next crawl of the site
+    records it as killed and fetches what it missed. See docs/crawling.md.
     """
     from lovitura_crawl.clock import ClockError, parse_clock
     from lovitura_crawl.crawl import CrawlJob
     from lovitura_crawl.crawl import crawl as run_crawl
     from lovitura_crawl.db.migrate import upgrade
     from lovitura_crawl.db.reference import load_municipalities
-    from lovitura_crawl.locks import SiteLocked, site_lock
 
     urls = _pairs(site_urls, "--site-url")
     try:
@@ -178,16 +214,18 @@ def crawl(
     names = list(sites) or sorted(urls) or _all_spiders()
     db = resolve_url(db_url)
     upgrade(db)
-    load_municipalities(make_engine(db))
-    overrides: dict[str, Any] = {"LOVITURA_DATABASE_URL": db, **_pairs(extra, "--set")}
+    engine = make_engine(db)
+    load_municipalities(engine)
+    case = _purpose(engine, purpose)
+    overrides: dict[str, Any] = {
+        "LOVITURA_DATABASE_URL": db,
+        "LOVITURA_PURPOSE": case,
+        **_pairs(extra, "--set"),
+    }
+    if redis_url:
+        overrides.update(LOVITURA_REDIS_URL=redis_url, LOVITURA_REDIS_RUN=redis_run)
     with ExitStack() as locks:
-        locked = []
-        for name in names:
-            try:
-                locks.enter_context(site_lock(name, db))
-            except SiteLocked as exc:
-                click.echo(str(exc), err=True)
-                locked.append(name)
+        locked = [] if redis_url else _lock_sites(locks, names, db)
         jobs = [CrawlJob(name, moment, urls.get(name)) for name in names if name not in locked]
         outcomes = run_crawl(jobs, overrides) if jobs else []
     failed = [o for o in outcomes if o.finish_reason != "finished"]
@@ -197,6 +235,30 @@ def crawl(
         sys.exit(1)
     if locked:
         sys.exit(EXIT_LOCKED)
+
+
+def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:
+    """Take the crawl lock of each site; returns the sites whose lock another crawl holds.
+
+    Holding the lock, a crawl run still marked ``running`` was killed: it is recorded so.
+    """
+    from lovitura_crawl.db.store import AdStore
+    from lovitura_crawl.locks import SiteLocked, site_lock
+
+    locked = []
+    store = AdStore(make_engine(db))
+    for name in names:
+        try:
+            locks.enter_context(site_lock(name, db))
+        except SiteLocked as exc:
+            click.echo(str(exc), err=True)
+            locked.append(name)
+            continue
+        killed = store.close_stale_runs(name)
+        if killed:
+            click.echo(f"{name}: {killed} earlier crawl(s) had been killed", err=True)
+    store.engine.dispose()
+    return locked
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -220,17 +282,44 @@ def _all_spiders() -> list[str]:
 # --- link, explain, evaluate -----------------------------------------------------------------
 @main.command()
 @DB_OPTION
+@PURPOSE_OPTION
+@KEY_OPTION
 @click.option("--full", is_flag=True, help="Relink every ad instead of only the new ones.")
-def link(db_url: str | None, full: bool) -> None:
-    """Link ads into persons and networks, and rebuild the trail tables."""
+def link(db_url: str | None, purpose: str | None, key_file: Path | None, full: bool) -> None:
+    """Link ads into persons and networks, and rebuild the trail tables.
+
+    With the pseudonym key configured it also refreshes the pseudonyms the analyst views show.
+    """
     from matching.link import link as run_link
     from matching.trails import build_trails
 
     engine = make_engine(db_url)
+    case = _purpose(engine, purpose)
     result = run_link(engine, full=full)
     trails = build_trails(engine)
+    _record_link_run(engine, case)
     click.echo(f"{result}")
     click.echo(f"{trails}")
+    try:
+        key = _key(key_file)
+    except click.ClickException as exc:
+        click.echo(f"pseudonyms not refreshed: {exc.message}", err=True)
+        return
+    from lovitura_crawl.privacy import identifiers
+
+    click.echo(f"{identifiers.sync(engine, key)}")
+
+
+def _record_link_run(engine: Any, case: str) -> None:
+    from sqlalchemy import func, select
+
+    from lovitura_crawl.db.models import LinkRun
+    from lovitura_crawl.privacy.purpose import record_link_run
+
+    with engine.connect() as conn:
+        run_id = conn.execute(select(func.max(LinkRun.id))).scalar_one()
+    if run_id is not None:
+        record_link_run(engine, int(run_id), case)
 
 
 @main.command()
@@ -274,6 +363,8 @@ def evaluate(db_url: str | None, truth_dir: Path, json_out: Path | None) -> None
 # --- report ----------------------------------------------------------------------------------
 @main.command()
 @DB_OPTION
+@PURPOSE_OPTION
+@KEY_OPTION
 @click.option("--municipality", "code", default=None, help="CBS code, e.g. GM0363.")
 @click.option("--person", "person_id", type=int, default=None, help="One person's whole trail.")
 @click.option(
@@ -289,25 +380,79 @@ def evaluate(db_url: str | None, truth_dir: Path, json_out: Path | None) -> None
     required=True,
     help="CSV file to write.",
 )
+@click.option(
+    "--clear-phones",
+    is_flag=True,
+    help="Write phone numbers in clear instead of pseudonyms (recorded in the audit log).",
+)
 def report(
-    db_url: str | None, code: str | None, person_id: int | None, since: datetime | None, out: Path
+    db_url: str | None,
+    purpose: str | None,
+    key_file: Path | None,
+    code: str | None,
+    person_id: int | None,
+    since: datetime | None,
+    out: Path,
+    clear_phones: bool,
 ) -> None:
-    """Write a CSV trail report for an action day (a municipality) or for one person."""
-    from lovitura_crawl.report import ReportError, municipality_report, person_report
+    """Write a CSV trail report for an action day (a municipality) or for one person.
+
+    Phone numbers appear as keyed pseudonyms unless --clear-phones is given. Every report is
+    recorded in the audit log with its purpose, filters, row count and the file's SHA-256.
+    """
+    from lovitura_crawl.privacy import audit
+    from lovitura_crawl.report import (
+        ReportError,
+        clear_labels,
+        municipality_report,
+        person_report,
+        pseudonym_labels,
+    )
 
     if (code is None) == (person_id is None):
         raise click.UsageError("give exactly one of --municipality and --person")
     engine = make_engine(db_url)
+    case = _purpose(engine, purpose)
+    labels = clear_labels if clear_phones else pseudonym_labels(_key(key_file))
+    since_day: date | None = since.date() if since else None
     try:
         if code is not None:
-            since_day: date | None = since.date() if since else None
-            result = municipality_report(engine, code.upper(), out, since_day)
+            result = municipality_report(engine, code.upper(), out, since_day, labels)
         else:
             assert person_id is not None
-            result = person_report(engine, person_id, out)
+            result = person_report(engine, person_id, out, labels)
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
+    filters = {"municipality": code, "person": person_id, "since": str(since_day or "")}
+    audit.append(
+        engine,
+        audit.current_actor(),
+        case,
+        "report --clear-phones" if clear_phones else "report",
+        filters,
+        result.rows,
+        result.sha256,
+        file_path=result.path,
+    )
     click.echo(f"wrote {result.rows} rows to {result.path} (sha256 {result.sha256})")
+
+
+def _purpose(engine: Any, value: str | None) -> str:
+    from lovitura_crawl.privacy.purpose import PurposeError, open_purpose
+
+    try:
+        return open_purpose(engine, value)
+    except PurposeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _key(key_file: Path | None) -> bytes:
+    from lovitura_crawl.privacy.pseudonym import PseudonymKeyError, load_key
+
+    try:
+        return load_key(key_file)
+    except PseudonymKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 # --- db --------------------------------------------------------------------------------------
@@ -376,9 +521,8 @@ def sites_serve(
     seed: int, scale: str, days: int | None, day: int, host: str, fast: bool, control: bool
 ) -> None:
     """Serve the four demo sites on loopback and print their URLs."""
-    from fixtures.world import build_world
-
     from fixtures.sites import serve
+    from fixtures.world import build_world
 
     world = build_world(seed, scale=scale, days=days)
     if not 0 <= day < world.days:
@@ -457,6 +601,14 @@ def sites_list() -> None:
     for name in SITES:
         click.echo(f"{name:14} {kinds.get(name, '')}")
 
+
+def _register_privacy_commands() -> None:
+    from lovitura_crawl.cli_privacy import register
+
+    register(main)
+
+
+_register_privacy_commands()
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)

@@ -128,13 +128,20 @@ def crawl_clock(start_date: date, day: int) -> datetime:
     return datetime.combine(start_date + timedelta(days=day), CRAWL_HOUR, tzinfo=AMSTERDAM)
 
 
-def link_day(engine: Engine) -> None:
-    """Link the new ads into persons and networks, then rebuild the trails."""
+def link_day(engine: Engine, purpose: str, key: bytes) -> None:
+    """Link the new ads into persons and networks, rebuild the trails, refresh pseudonyms."""
+    from lovitura_crawl.privacy import identifiers
+    from lovitura_crawl.privacy.purpose import record_link_run
     from matching.link import link
     from matching.trails import build_trails
 
     link(engine)
     build_trails(engine)
+    with engine.connect() as conn:
+        run_id = conn.execute(select(func.max(models.LinkRun.id))).scalar_one()
+    if run_id is not None:
+        record_link_run(engine, int(run_id), purpose)
+    identifiers.sync(engine, key)
 
 
 def count_rows(engine: Engine) -> dict[str, int]:
@@ -190,14 +197,19 @@ def run_demo(
     log_level: str = "WARNING",
 ) -> DemoSummary:
     """Run the demo end to end and return its summary."""
-    from lovitura_crawl.report import municipality_report
+    from lovitura_crawl.privacy.pseudonym import demo_key
+    from lovitura_crawl.privacy.purpose import demo_purpose
 
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = prepare_database(db_url, reset)
+    key = demo_key(out_dir)
+    purpose = demo_purpose(engine)
     sites = SiteProcess(seed, scale, days)
     try:
-        settings = project_settings({"LOVITURA_DATABASE_URL": db_url, "LOG_LEVEL": log_level})
+        settings = project_settings(
+            {"LOVITURA_DATABASE_URL": db_url, "LOG_LEVEL": log_level, "LOVITURA_PURPOSE": purpose}
+        )
 
         async def all_days() -> None:
             import asyncio
@@ -207,7 +219,7 @@ def run_demo(
                 clock = crawl_clock(sites.start_date, day)
                 jobs = [CrawlJob(site, clock, url) for site, url in sorted(sites.urls.items())]
                 outcomes = await crawl_jobs(settings, jobs)
-                await asyncio.to_thread(link_day, engine)
+                await asyncio.to_thread(link_day, engine, purpose, key)
                 if on_day is not None:
                     on_day(day, outcomes)
 
@@ -216,15 +228,36 @@ def run_demo(
         sites.stop()
 
     summary = DemoSummary(seed, days, db_url, out_dir)
-    for code in busiest_municipalities(engine):
-        summary.reports.append(
-            municipality_report(engine, code, out_dir / f"report-{code}.csv").path
-        )
+    summary.reports.extend(_reports(engine, out_dir, purpose, key))
     summary.reports.extend(_truth_and_evaluation(engine, seed, scale, days, out_dir, summary))
     summary.counts = count_rows(engine)
     summary.seconds = time.monotonic() - started
     engine.dispose()
     return summary
+
+
+def _reports(engine: Engine, out_dir: Path, purpose: str, key: bytes) -> list[Path]:
+    """Action-day reports for the busiest municipalities, pseudonymised and audited."""
+    from lovitura_crawl.privacy import audit
+    from lovitura_crawl.report import municipality_report, pseudonym_labels
+
+    paths = []
+    for code in busiest_municipalities(engine):
+        result = municipality_report(
+            engine, code, out_dir / f"report-{code}.csv", phone_label=pseudonym_labels(key)
+        )
+        audit.append(
+            engine,
+            audit.current_actor(),
+            purpose,
+            "demo report",
+            {"municipality": code},
+            result.rows,
+            result.sha256,
+            file_path=result.path,
+        )
+        paths.append(result.path)
+    return paths
 
 
 def _truth_and_evaluation(

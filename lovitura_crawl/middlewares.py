@@ -1,4 +1,4 @@
-"""Downloader middlewares that keep the crawler safe.
+"""Downloader middlewares that keep the crawler safe and polite.
 
 ``SafeDestinationMiddleware`` lets only http and https requests through, and refuses requests
 to private, loopback, link-local and other non-public addresses unless the spider's site
@@ -7,6 +7,8 @@ loopback). A hostname is resolved once per process to check where it points.
 
 Cookie and Authorization headers are already dropped by Scrapy's RedirectMiddleware when a
 redirect leaves the domain (and Proxy-Authorization when the scheme changes); the tests hold it.
+
+``RetryAfterMiddleware`` honours ``Retry-After`` on 429 (and 503) answers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from time import monotonic
 from typing import Any
 
 from scrapy.exceptions import IgnoreRequest
@@ -90,3 +95,77 @@ class SafeDestinationMiddleware:
             Anomaly("request", reason, url=request.url, site=getattr(spider, "name", None)),
         )
         raise UnsafeDestination(reason, request.url)
+
+
+class RetryAfterMiddleware:
+    """Waits out a refusal (429, or 503 with ``Retry-After``) before asking the site again.
+
+    Scrapy's retry middleware asks again at once and ignores ``Retry-After``. This middleware
+    pauses the site's download slot for as long as the header asks (``LOVITURA_RETRY_AFTER_MAX``
+    seconds at most; 429 without the header: ``LOVITURA_RETRY_AFTER_DEFAULT``), so no request
+    of the crawl reaches the site meanwhile, then schedules the refused request again, at most
+    ``LOVITURA_RETRY_AFTER_TIMES`` times. After that the refusal goes on to the request's
+    errback (an ``http-429`` anomaly). It must sit above RetryMiddleware (550): responses pass
+    the middlewares from the highest number down. Stat: ``lovitura/spider/retry-after``.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.max_wait = settings.getfloat("LOVITURA_RETRY_AFTER_MAX", 60.0)
+        self.default_wait = settings.getfloat("LOVITURA_RETRY_AFTER_DEFAULT", 2.0)
+        self.times = settings.getint("LOVITURA_RETRY_AFTER_TIMES", 4)
+        self._paused_until: dict[str, float] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> RetryAfterMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Any, spider: Any = None) -> Any:
+        header = response.headers.get(b"Retry-After")
+        if response.status != 429 and not (response.status == 503 and header):
+            return response
+        attempts = int(request.meta.get("lovitura_refusals", 0)) + 1
+        if attempts > self.times:
+            return response
+        wait = retry_after_seconds(header, self.default_wait, self.max_wait)
+        self._pause_slot(request, wait)
+        self.crawler.stats.inc_value("lovitura/spider/retry-after")
+        logger.debug("%s answered %d: waiting %.1f s", request.url, response.status, wait)
+        retry = request.replace(dont_filter=True, priority=request.priority + 1)
+        retry.meta["lovitura_refusals"] = attempts
+        return retry
+
+    def _pause_slot(self, request: Request, wait: float) -> None:
+        """Let the request's download slot start nothing for ``wait`` seconds."""
+        from scrapy.utils.asyncio import call_later
+
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        slot = downloader.slots.get(key)
+        until = monotonic() + wait
+        if slot is None or until <= self._paused_until.get(key, 0.0):
+            return
+        self._paused_until[key] = until
+        # Scrapy starts nothing from a slot while its ``latercall`` is pending.
+        if slot.latercall is not None:
+            slot.latercall.cancel()
+        slot.latercall = call_later(wait, downloader._latercall, slot)
+
+
+def retry_after_seconds(header: bytes | None, default: float, maximum: float) -> float:
+    """Seconds a ``Retry-After`` value asks for (delta-seconds or an HTTP date), bounded."""
+    raw = (header or b"").decode("latin-1").strip()
+    seconds = default
+    if raw.isdigit():
+        seconds = float(raw)
+    elif raw:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.1), maximum)

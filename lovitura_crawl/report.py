@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -62,6 +62,26 @@ class ReportError(ValueError):
     """The report cannot be made as asked (unknown municipality or person)."""
 
 
+def _no_clear_phones(phone: str) -> str:
+    raise ReportError(
+        "a report shows phone numbers as pseudonyms: configure the pseudonym key "
+        "(LOVITURA_PSEUDONYM_KEY_FILE or LOVITURA_PSEUDONYM_KEY), or ask for clear numbers "
+        "explicitly (audited)"
+    )
+
+
+def pseudonym_labels(key: bytes) -> Callable[[str], str]:
+    """Show each phone number as its keyed pseudonym (the default in every report)."""
+    from lovitura_crawl.privacy.pseudonym import pseudonymise_phone
+
+    return lambda phone: pseudonymise_phone(phone, key)
+
+
+def clear_labels(phone: str) -> str:
+    """Show phone numbers in clear (only on explicit, audited request)."""
+    return phone
+
+
 def safe_cell(value: Any) -> str:
     """A cell no spreadsheet evaluates: text starting with = + - @ tab or CR gets a leading '."""
     text = "" if value is None else str(value)
@@ -105,8 +125,14 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]])
 class TrailData:
     """Stays, phones, sites, networks and evidence of persons, loaded once for a report."""
 
-    def __init__(self, engine: Engine, person_ids: Iterable[int] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        person_ids: Iterable[int] | None = None,
+        phone_label: Callable[[str], str] | None = None,
+    ) -> None:
         self.engine = engine
+        self.phone_label = phone_label or _no_clear_phones
         self.names = self._municipality_names()
         self.provinces = self._provinces()
         self.stays: dict[int, list[Stay]] = defaultdict(list)
@@ -173,7 +199,7 @@ class TrailData:
         for ad_id, phone in rows:
             person = ad_person.get(ad_id)
             if person is not None:
-                phones[person].add(phone)
+                phones[person].add(self.phone_label(phone))
         self.phones = {p: sorted(v) for p, v in phones.items()}
 
     def _load_evidence(self, conn: Any, ad_person: dict[int, int]) -> None:
@@ -199,7 +225,11 @@ def _stay_rows_from_db(engine: Engine, code: str, since: date | None) -> list[An
 
 
 def municipality_report(
-    engine: Engine, code: str, out: Path, since: date | None = None
+    engine: Engine,
+    code: str,
+    out: Path,
+    since: date | None = None,
+    phone_label: Callable[[str], str] | None = None,
 ) -> ReportResult:
     """Persons seen in municipality ``code`` (GMxxxx) since ``since``, and where they came from."""
     with engine.connect() as conn:
@@ -212,7 +242,7 @@ def municipality_report(
             "`lovitura db upgrade` loads the list"
         )
     hits = _stay_rows_from_db(engine, code, since)
-    data = TrailData(engine, [row.person_id for row in hits])
+    data = TrailData(engine, [row.person_id for row in hits], phone_label)
     rows = [_municipality_row(data, row) for row in hits]
     return write_csv(out, MUNICIPALITY_COLUMNS, rows)
 
@@ -244,9 +274,11 @@ def _municipality_row(data: TrailData, row: Any) -> list[Any]:
     ]
 
 
-def person_report(engine: Engine, person_id: int, out: Path) -> ReportResult:
+def person_report(
+    engine: Engine, person_id: int, out: Path, phone_label: Callable[[str], str] | None = None
+) -> ReportResult:
     """One person's whole trail, one row per stay."""
-    data = TrailData(engine, [person_id])
+    data = TrailData(engine, [person_id], phone_label)
     stays = data.stays.get(person_id)
     if not stays and person_id not in data.networks:
         raise ReportError(f"no person with id {person_id}; `lovitura link` builds persons")

@@ -17,7 +17,16 @@ NEWSPIDER_MODULE = "lovitura_crawl.spiders"
 LOVITURA_ALLOWED_PRIVATE_HOSTS: list[str] = []  # private-address hosts that may be crawled
 LOVITURA_CLOCK = None  # ISO 8601 time to stamp observations with (replays, simulated days)
 LOVITURA_DATABASE_URL = None  # None: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite
+LOVITURA_INCREMENTAL = True  # skip ad pages whose listing entry shows no change
 LOVITURA_PHOTO_WORKERS = 1  # processes that fingerprint photos off the reactor thread
+LOVITURA_PURPOSE = None  # purpose or case id of the crawl (`lovitura crawl --purpose`)
+LOVITURA_REDIS_PREFIX = "lovitura"  # first part of every Redis key of shared crawls
+LOVITURA_REDIS_RUN = None  # name of the shared crawl to join; None: the site and the clock's day
+LOVITURA_REDIS_URL = None  # redis://HOST:PORT/DB: processes share one crawl (docs/crawling.md)
+LOVITURA_REFETCH_DAYS = 7  # fetch an unchanged ad page again after this many days
+LOVITURA_RETRY_AFTER_DEFAULT = 2.0  # seconds to wait after a 429 without Retry-After
+LOVITURA_RETRY_AFTER_MAX = 60.0  # a longer Retry-After is cut to this many seconds
+LOVITURA_RETRY_AFTER_TIMES = 4  # refusals of one request before it is given up
 LOVITURA_SITE_REGIONS: dict[str, str] = {"escortgids": "NL"}  # default phone region per site
 LOVITURA_SITE_URLS: dict[str, str] = {}  # base URL per site name (the demo world sets these)
 LOVITURA_STORE_BATCH = 200  # items per database transaction
@@ -28,14 +37,15 @@ ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
 DOWNLOAD_DELAY = 0.25
-RANDOMIZE_DOWNLOAD_DELAY = True
+DOWNLOAD_DELAY_JITTER = 0.5  # delay varies between 0.5x and 1.5x
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.25
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 RETRY_ENABLED = True
 RETRY_TIMES = 4
-RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# 429 is left to RetryAfterMiddleware, which waits as long as the site asks.
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 DOWNLOAD_TIMEOUT = 60
 
 # --- Safety --------------------------------------------------------------------------------
@@ -46,6 +56,8 @@ COOKIES_ENABLED = False
 REDIRECT_MAX_TIMES = 5
 DOWNLOADER_MIDDLEWARES = {
     "lovitura_crawl.middlewares.SafeDestinationMiddleware": 50,
+    # Above RetryMiddleware (550): it sees a 429 first and waits out Retry-After.
+    "lovitura_crawl.middlewares.RetryAfterMiddleware": 560,
 }
 
 # --- Pipelines (spaced numbers; one job per module, see docs/pipelines.md) ------------------

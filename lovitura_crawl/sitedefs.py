@@ -47,6 +47,27 @@ class PairFields:
 
 
 @dataclass(frozen=True)
+class ListingEntry:
+    """How a listing page shows one ad: enough to tell whether its ad page changed.
+
+    ``node`` selects one element per ad on a listing page; the other XPaths are relative to it.
+    ``link`` is the ad page's href and ``ad_id`` the site's id of the ad (the same id the ad page
+    gives). The values of the ``signature`` XPaths, joined, are the entry's signature: an ad
+    whose signature is the one stored at its last full fetch shows no change, and its ad page is
+    not downloaded again (see docs/crawling.md). Put in it everything the listing shows that an
+    edit changes, above all a bump or "updated" date; leave out what changes without an edit
+    (view counters, "online now"). ``updated_today`` matches when the site marks the ad as
+    changed today without saying when (a badge instead of a date).
+    """
+
+    node: str
+    link: str
+    ad_id: Field
+    signature: tuple[str, ...] = ("string(.)",)
+    updated_today: str | None = None
+
+
+@dataclass(frozen=True)
 class BrowserSteps:
     """How to render a site that needs a browser: the pages are ready when ``ready`` shows."""
 
@@ -60,7 +81,8 @@ class SiteDefinition:
     name: str  # the spider's name and the site name in items
     default_base_url: str  # where the demo serves the site; override per crawl
     start_paths: tuple[str, ...]  # relative to the base URL
-    ad_links: str  # XPath of the hrefs of ad pages on a listing page
+    ad_links: str  # XPath of the hrefs of ad pages on a listing page: every one is an ad online
+    listing_entry: ListingEntry | None = None  # lets a crawl skip unchanged ad pages
     listing_links: str | None = None  # XPath of hrefs of further listings (regions, cities...)
     next_page: str | None = None  # XPath of the href of the next listing page
     ad_id_field: Field | None = None  # the site's id of the ad on the ad page ...
@@ -75,6 +97,9 @@ class SiteDefinition:
     encoding: str | None = None  # decode pages with this, whatever they declare
     allowed_private_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # the demo runs on loopback
     custom_settings: dict[str, Any] = field(default_factory=dict)  # politeness per site
+    # Why the site's robots.txt may be ignored (custom_settings ROBOTSTXT_OBEY=False); a site
+    # definition cannot turn robots.txt off without saying why (docs/crawling.md).
+    robots_txt_reason: str | None = None
 
     def __post_init__(self) -> None:
         if (self.ad_id_field is None) == (self.ad_id_in_url is None):
@@ -85,6 +110,15 @@ class SiteDefinition:
             raise ValueError(f"site {self.name!r}: gallery_link needs gallery_photos and back")
         if self.ad_id_in_url is not None and re.compile(self.ad_id_in_url).groups < 1:
             raise ValueError(f"site {self.name!r}: ad_id_in_url needs a group for the id")
+        ignores_robots = str(self.custom_settings.get("ROBOTSTXT_OBEY", True)).lower() in (
+            "false",
+            "0",
+        )
+        if ignores_robots and not (self.robots_txt_reason or "").strip():
+            raise ValueError(
+                f"site {self.name!r} turns robots.txt off: give robots_txt_reason, the "
+                "documented reason (see docs/crawling.md), or obey it"
+            )
 
 
 def _dd(label: str) -> str:
@@ -99,6 +133,14 @@ ROODLICHT = SiteDefinition(
     listing_links='//ul[@class="region-grid"]//a[@class="region"]/@href',
     next_page='//nav[@class="pagination"]/a[@rel="next"]/@href',
     ad_links='//ol[@class="ads"]//a[@class="ad-link"]/@href',
+    listing_entry=ListingEntry(
+        node='//ol[@class="ads"]/li[@class="ad-row"]',
+        link='.//a[@class="ad-link"]/@href',
+        ad_id=Field('.//a[@class="ad-link"]/@href', pattern=r"/advertentie/(\d+)-"),
+        # Title, nickname, age, place, text snippet, bump date and photo count, and the
+        # first photo: an edit bumps the ad, so its date changes with every edit.
+        signature=("string(.)", ".//img/@src"),
+    ),
     ad_id_field=Field('//article[@class="advertentie"]/@data-id'),
     fields={
         "title": Field('//h1[@class="ad-title"]'),
@@ -120,6 +162,20 @@ NACHTVLINDER = SiteDefinition(
     start_paths=("",),
     next_page='//nav[@class="nv-pager"]/a[@class="next"]/@href',
     ad_links='//div[@class="nv-grid"]/a[contains(@class, "nv-card")]/@href',
+    listing_entry=ListingEntry(
+        node='//div[@class="nv-grid"]/a[contains(@class, "nv-card")]',
+        link="@href",
+        ad_id=Field("@data-id"),
+        # The card's "updated" time is exact (an edit updates it); the shown time is
+        # formatted by the browser, so the machine-readable datetime is taken instead.
+        signature=(
+            './/*[@class="nv-card-title"]',
+            './/*[@class="nv-card-meta"]',
+            ".//time/@datetime",
+            ".//img/@src",
+            './/*[@class="nv-count"]',
+        ),
+    ),
     ad_id_field=Field('//article[@class="nv-ad"]/@data-id'),
     fields={
         "title": Field('//h1[@class="nv-title"]'),
@@ -146,6 +202,20 @@ ESCORTGIDS = SiteDefinition(
     listing_links='//div[@class="eg-country"]/h2/a/@href',  # a country lists all its ads
     next_page='//nav[@class="eg-pages"]/a[@rel="next"]/@href',
     ad_links='//div[@class="eg-cards"]/a[@class="eg-card"]/@href',
+    listing_entry=ListingEntry(
+        node='//div[@class="eg-cards"]/a[@class="eg-card"]',
+        link="@href",
+        ad_id=Field("@data-id"),
+        # Cards show no date, only an "Updated today" badge: the badge asks for a fetch and
+        # stays out of the signature (it comes and goes without an edit).
+        signature=(
+            './/span[@class="eg-card-name"]',
+            './/span[@class="eg-card-city"]',
+            './/span[@class="eg-card-title"]',
+            ".//img/@src",
+        ),
+        updated_today='.//span[@class="eg-badge"]',
+    ),
     ad_id_field=Field('//article[@class="eg-profile"]/@data-id'),
     fields={
         "title": Field('//p[@class="eg-headline"]'),
@@ -173,6 +243,20 @@ PRIKBORD = SiteDefinition(
     listing_links='//a[@class="forumlink"]/@href',
     next_page='//a[@class="next"]/@href',
     ad_links='//a[@class="topictitle"]/@href',
+    listing_entry=ListingEntry(
+        node='//table[@class="forumline"]//tr[td/a[@class="topictitle"]]',
+        link='.//a[@class="topictitle"]/@href',
+        ad_id=Field('.//a[@class="topictitle"]/@href', pattern=r"[?&]t=([^&#]+)"),
+        # Title, photo flag, replies, author and the time of the last post (an edit or an
+        # "up" reply): not the view counter, which moves without an edit.
+        signature=(
+            './/a[@class="topictitle"]',
+            './/span[@class="attach"]',
+            "td[3]",
+            "td[4]",
+            "td[6]",
+        ),
+    ),
     ad_id_in_url=r"[?&]t=([^&#]+)",
     fields={
         "title": Field('//h2[@class="topic-title"]/a'),

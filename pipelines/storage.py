@@ -37,6 +37,11 @@ class StoragePipeline:
     def open_spider(self, spider: Any = None) -> None:
         site = self._site()
         self.run_id = self.store.start_run(site, crawl_now(self.crawler.settings))
+        purpose = self.crawler.settings.get("LOVITURA_PURPOSE")
+        if purpose:
+            from lovitura_crawl.privacy.purpose import record_crawl_run
+
+            record_crawl_run(self.store.engine, self.run_id, str(purpose))
         logger.info("crawl run %s of %s stores into %s", self.run_id, site, masked(self.url))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:

@@ -13,10 +13,14 @@ from lovitura_crawl.db import models
 from lovitura_crawl.db.store import AdStore
 from lovitura_crawl.report import (
     ReportError,
+    clear_labels,
     municipality_report,
     person_report,
+    pseudonym_labels,
     safe_cell,
 )
+
+KEY = b"k" * 32
 
 
 @pytest.mark.parametrize(
@@ -98,7 +102,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 def test_municipality_report_names_where_she_came_from(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
-    result = municipality_report(engine, "GM1900", tmp_path / "r.csv")
+    result = municipality_report(engine, "GM1900", tmp_path / "r.csv", phone_label=clear_labels)
 
     rows = _read(result.path)
     assert result.rows == 1 and len(rows) == 1
@@ -111,15 +115,28 @@ def test_municipality_report_names_where_she_came_from(engine: Engine, tmp_path:
     assert row["n_municipalities"] == "3"
 
 
+def test_reports_hold_no_clear_phone_number_by_default(engine: Engine, tmp_path: Path) -> None:
+    _seed(engine)
+    with pytest.raises(ReportError, match="LOVITURA_PSEUDONYM_KEY"):
+        municipality_report(engine, "GM1900", tmp_path / "r.csv")
+    result = municipality_report(engine, "GM1900", tmp_path / "r.csv", None, pseudonym_labels(KEY))
+
+    content = result.path.read_text(encoding="utf-8-sig")
+    assert "612345678" not in content
+    assert _read(result.path)[0]["phones"].startswith("ph_")
+
+
 def test_since_filters_old_stays(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
-    result = municipality_report(engine, "GM0983", tmp_path / "r.csv", since=date(2026, 11, 10))
+    result = municipality_report(
+        engine, "GM0983", tmp_path / "r.csv", since=date(2026, 11, 10), phone_label=clear_labels
+    )
     assert result.rows == 0
 
 
 def test_person_report_lists_every_stay(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
-    rows = _read(person_report(engine, 3, tmp_path / "p.csv").path)
+    rows = _read(person_report(engine, 3, tmp_path / "p.csv", pseudonym_labels(KEY)).path)
     assert [r["municipality"] for r in rows] == ["Venlo", "BE", "Súdwest-Fryslân"]
     assert [r["days"] for r in rows] == ["8", "3", "13"]
 

@@ -115,6 +115,10 @@ class Ad(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     fields: Mapped[dict | None] = mapped_column(JSON)
     extra: Mapped[dict | None] = mapped_column(JSON)
+    # Incremental crawling: the listing entry's signature when last seen, and the time of the
+    # last full fetch of the ad page (NULL: only ever seen on a listing, or imported).
+    listing_signature: Mapped[str | None] = mapped_column(String(64))
+    detail_fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
     network_id: Mapped[int | None] = mapped_column(ForeignKey("networks.id"), index=True)
 
@@ -257,3 +261,37 @@ class TrailMove(Base):
     to_country: Mapped[str] = mapped_column(String(2), default="NL")
     left_at: Mapped[date] = mapped_column(Date)
     arrived_at: Mapped[date] = mapped_column(Date)
+
+
+class LinkRun(Base):
+    """One run of the linker: what it had already seen (watermarks) and what it changed."""
+
+    __tablename__ = "link_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    watermark: Mapped[dict | None] = mapped_column(JSON)  # highest row ids already linked
+    stats: Mapped[dict | None] = mapped_column(JSON)
+
+
+class PersonEvent(Base):
+    """A change of a person between link runs: created, merged with another, or split."""
+
+    __tablename__ = "person_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("link_runs.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    kind: Mapped[str] = mapped_column(String(10))  # created, merged, split
+    # Plain integers, not foreign keys: the event outlives a person absorbed by a merge.
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    other_person_id: Mapped[int | None] = mapped_column(Integer)
+    n_ads: Mapped[int] = mapped_column(Integer, default=0)  # ads that moved
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+from lovitura_crawl.db import models_privacy  # noqa: E402, F401  (registers the privacy tables)

@@ -33,6 +33,19 @@ RUNS: Table = models.CrawlRun.__table__  # type: ignore[assignment]
 ANOMALIES: Table = models.CrawlAnomaly.__table__  # type: ignore[assignment]
 
 CONTENT_FIELDS = ("title", "text", "place", "phone_text", "nickname", "age")
+# Keys of an item's ``extra`` that tell the store how the crawl saw the ad, not what it says.
+LISTING_ONLY = "listing_only"
+LISTING_SIGNATURE = "listing_signature"
+CRAWL_KEYS = (LISTING_ONLY, LISTING_SIGNATURE)
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """What the database knows of one ad, for deciding whether to fetch its page again."""
+
+    signature: str | None  # the listing entry's signature when the ad was last seen
+    detail_fetched_at: datetime | None  # last full fetch of the ad page
+    last_seen_at: datetime
 
 
 @dataclass
@@ -154,6 +167,35 @@ class AdStore:
             )
             return int(result.rowcount or 0)
 
+    def close_stale_runs(self, site: str) -> int:
+        """Mark runs of ``site`` still ``running`` as ``killed``; returns how many.
+
+        Call only while holding the site's crawl lock: then no other crawl of the site runs,
+        and a ``running`` row is what a killed process left behind.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(RUNS)
+                .where(RUNS.c.site == site, RUNS.c.outcome == "running")
+                .values(outcome="killed")
+            )
+            return int(result.rowcount or 0)
+
+    def listing_state(self, site: str, since: datetime) -> dict[str, ListingState]:
+        """Ads of ``site`` seen at or after ``since``, by site_ad_id: one query."""
+        query = select(
+            ADS.c.site_ad_id, ADS.c.listing_signature, ADS.c.detail_fetched_at, ADS.c.last_seen_at
+        ).where(ADS.c.site == site, ADS.c.last_seen_at >= since)
+        with self.engine.connect() as conn:
+            return {
+                row.site_ad_id: ListingState(
+                    row.listing_signature,
+                    parse_time(row.detail_fetched_at) if row.detail_fetched_at else None,
+                    parse_time(row.last_seen_at),
+                )
+                for row in conn.execute(query)
+            }
+
     # --- observations --------------------------------------------------------------------
     def save(self, items: Sequence[Mapping[str, Any]], run_id: int | None = None) -> StoreResult:
         """Store a batch of observations in one transaction."""
@@ -196,7 +238,7 @@ class AdStore:
     ) -> StoreResult:
         key = (str(item["site"]), str(item["site_ad_id"]))
         seen = parse_time(item["observed_at"])
-        listing_only = bool((item.get("extra") or {}).get("listing_only"))
+        listing_only = bool((item.get("extra") or {}).get(LISTING_ONLY))
         row = existing.get(key)
         code, country, method = _location(item)
 
@@ -244,6 +286,7 @@ class AdStore:
             first_seen_at=seen,
             last_seen_at=seen,
             content_hash=content_hash(item),
+            **_crawl_values(item, seen),
         )
         stmt = (
             _insert(conn, ADS)
@@ -274,7 +317,7 @@ class AdStore:
         values: dict[str, Any] = {}
         newest = seen >= parse_time(row.last_seen_at)
         if newest:
-            values.update(last_seen_at=seen, gone_at=None)
+            values.update(last_seen_at=seen, gone_at=None, **_crawl_values(item, seen))
             if changed:
                 values.update(_ad_values(item, code, country, method))
                 values["content_hash"] = content_hash(item)
@@ -425,5 +468,25 @@ def _ad_values(
         "country": country,
         "place_method": method,
         "fields": item.get("fields"),
-        "extra": item.get("extra"),
+        "extra": _site_extra(item),
     }
+
+
+def _site_extra(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The item's ``extra`` without the crawl's own keys (they have columns)."""
+    extra = item.get("extra")
+    if not extra:
+        return extra
+    kept = {key: value for key, value in extra.items() if key not in CRAWL_KEYS}
+    return kept or None
+
+
+def _crawl_values(item: Mapping[str, Any], seen: datetime) -> dict[str, Any]:
+    """Incremental-crawl columns: a full observation is a fetch of the ad page."""
+    extra = item.get("extra") or {}
+    values: dict[str, Any] = {}
+    if not extra.get(LISTING_ONLY):
+        values["detail_fetched_at"] = seen
+    if extra.get(LISTING_SIGNATURE):
+        values["listing_signature"] = str(extra[LISTING_SIGNATURE])
+    return values

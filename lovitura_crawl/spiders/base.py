@@ -4,32 +4,52 @@ From the start pages it follows listing links (regions, cities, boards) and "nex
 visits every ad page once, reads the fields the definition points at, follows a separate photo
 page when the site has one, and yields one ``AdItem`` per ad. Sites that only render in a
 browser get their pages through scrapy-playwright; all other requests are plain HTTP.
+
+Crawls are incremental (``lovitura_crawl.spiders.incremental``): an ad whose listing entry shows
+no change since its last full fetch is recorded from the listing alone. When the spider has
+walked every listing page without a failure it sets the stat ``lovitura/listing/complete``, and
+the storage pipeline then marks the site's unseen ads gone. With ``LOVITURA_REDIS_URL`` several
+processes share one crawl (``lovitura_crawl.spiders.shared``).
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import scrapy
 from parsel import Selector, SelectorList
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
 from lovitura_crawl.clock import crawl_now
 from lovitura_crawl.dates import iso_date
+from lovitura_crawl.db.store import LISTING_ONLY, LISTING_SIGNATURE
 from lovitura_crawl.items import AdItem
-from lovitura_crawl.sitedefs import Field, SiteDefinition
+from lovitura_crawl.sitedefs import Field, ListingEntry, SiteDefinition
+from lovitura_crawl.spiders.incremental import (
+    REFETCH_DAYS,
+    DetailPolicy,
+    ListedAd,
+    load_known_ads,
+    signature,
+    storage_enabled,
+)
 
-REFUSAL_RETRIES = 4  # attempts after a 429 before the page is given up
-MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped
+logger = logging.getLogger(__name__)
+
 ASSETS = frozenset({"image", "media", "font", "stylesheet"})  # not needed to read a page
+LISTING_PAGE = "lovitura_listing_page"  # request meta: a listing page (its failure matters)
+LISTED = "lovitura_listed"  # request meta of an ad page: the ListedAd it came from
+COMPLETE_STAT = "lovitura/listing/complete"
 
 
 class SiteSpider(scrapy.Spider):
@@ -42,18 +62,37 @@ class SiteSpider(scrapy.Spider):
         self._base_url_arg = base_url
         # Read by lovitura_crawl.middlewares.SafeDestinationMiddleware.
         self.allowed_private_hosts = self.definition.allowed_private_hosts
-        self._seen_ads: set[str] = set()
+        self._seen_ads: set[str] = set()  # ads yielded (from their page or their listing entry)
+        self._policy: DetailPolicy | None = None  # None: every ad page is fetched
+        self._listing_pages = 0  # listing pages read
+        self._listing_failures = 0  # listing pages that failed for good
+        self.shared: Any = None  # lovitura_crawl.spiders.shared.SharedCrawl with Redis
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
+        spider: SiteSpider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        if crawler.settings.get("LOVITURA_REDIS_URL"):
+            from lovitura_crawl.spiders.shared import SharedCrawl
+
+            spider.shared = SharedCrawl.from_settings(crawler.settings, spider.name)
+            crawler.signals.connect(spider.shared.open, signal=signals.spider_opened)
+            # spider_closed comes after the pipelines closed: this worker's items are stored.
+            crawler.signals.connect(spider.shared.close, signal=signals.spider_closed)
+        return spider
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
         super().update_settings(settings)
         settings.setdict(cls.definition.custom_settings, priority="spider")
-        # A 429 comes to the callbacks, which wait as long as Retry-After says; Scrapy's
-        # retry middleware would ask again at once and be refused again.
-        codes = [code for code in settings.getlist("RETRY_HTTP_CODES") if int(code) != 429]
-        settings.set("RETRY_HTTP_CODES", codes, priority="spider")
-        allowed = {int(code) for code in settings.getlist("HTTPERROR_ALLOWED_CODES")}
-        settings.set("HTTPERROR_ALLOWED_CODES", sorted(allowed | {429}), priority="spider")
+        if settings.get("LOVITURA_REDIS_URL"):
+            from lovitura_crawl.spiders.shared import join_settings
+
+            join_settings(settings, cls.name)  # also sets the shared crawl's clock
+        elif not settings.get("LOVITURA_CLOCK"):
+            # One clock for the whole run: gone-marking compares it with last_seen_at.
+            now = datetime.now(UTC).isoformat()
+            settings.set("LOVITURA_CLOCK", now, priority="spider")
         if cls.definition.browser is not None and cls.definition.browser.skip_assets:
             settings.set(
                 "PLAYWRIGHT_ABORT_REQUEST",
@@ -71,8 +110,28 @@ class SiteSpider(scrapy.Spider):
         return url if url.endswith("/") else url + "/"
 
     async def start(self) -> AsyncIterator[Any]:
+        self._policy = self.detail_policy()
         for path in self.definition.start_paths:
-            yield self.page_request(self.base_url + path, self.parse_listing)
+            yield self.listing_request(self.base_url + path)
+
+    def detail_policy(self) -> DetailPolicy | None:
+        """What the database knows of this site's ads (one query), or None to fetch every page."""
+        settings = self.settings
+        if (
+            self.definition.listing_entry is None
+            or not settings.getbool("LOVITURA_INCREMENTAL", True)
+            or not storage_enabled(settings)
+        ):
+            return None
+        clock = crawl_now(settings)
+        days = settings.getint("LOVITURA_REFETCH_DAYS", REFETCH_DAYS)
+        known = load_known_ads(settings.get("LOVITURA_DATABASE_URL"), self.name, clock, days)
+        logger.info("%s: %d ads known from earlier crawls", self.name, len(known))
+        marker_only = self.definition.listing_entry.updated_today is not None
+        return DetailPolicy(known, clock, days, marker_only)
+
+    def listing_request(self, url: str) -> scrapy.Request:
+        return self.page_request(url, self.parse_listing, meta={LISTING_PAGE: True})
 
     def page_request(
         self, url: str, callback: Any, ad_page: bool = False, **kwargs: Any
@@ -97,29 +156,74 @@ class SiteSpider(scrapy.Spider):
     # --- listings -----------------------------------------------------------------------------
 
     async def parse_listing(self, response: Response) -> AsyncIterator[Any]:
-        if response.status == 429:
-            async for retry in self.retry_later(response):
-                yield retry
-            return
         page = self.decoded(response)
+        self._listing_pages += 1
+        if self.shared is not None:
+            self.shared.listing_read()
         definition = self.definition
+        listed = {ad.url: ad for ad in self.listed_ads(page)}
         for href in _hrefs(page, definition.ad_links):
-            yield self.page_request(page.urljoin(href), self.parse_ad, ad_page=True)
+            url = page.urljoin(href)
+            for output in self.follow_ad(url, listed.get(url)):
+                yield output
         for xpath in (definition.listing_links, definition.next_page):
             for href in _hrefs(page, xpath):
-                yield self.page_request(page.urljoin(href), self.parse_listing)
+                yield self.listing_request(page.urljoin(href))
+
+    def listed_ads(self, page: TextResponse) -> list[ListedAd]:
+        """The ads the page shows, with their listing signatures (none without a definition)."""
+        entry = self.definition.listing_entry
+        return [] if entry is None else read_entries(page, entry)
+
+    def follow_ad(self, url: str, listed: ListedAd | None) -> Iterator[Any]:
+        """The request for an ad page, or a listing-only item when the page need not be read."""
+        stats = self.crawler.stats
+        if listed is not None and self._policy is not None:
+            if listed.ad_id in self._seen_ads:
+                return
+            reason = self._policy.fetch_reason(listed)
+            if reason is None:
+                stats.inc_value("lovitura/detail/skipped")
+                self._seen_ads.add(listed.ad_id)
+                yield self.listing_item(listed)
+                return
+            stats.inc_value(f"lovitura/detail/fetch/{reason}")
+        meta = {LISTED: listed} if listed is not None else {}
+        yield self.page_request(url, self.parse_ad, ad_page=True, meta=meta)
+
+    def listing_item(self, listed: ListedAd) -> AdItem:
+        """An observation of ``listed`` from its listing entry alone: seen today, unchanged."""
+        return AdItem(
+            site=self.name,
+            site_ad_id=listed.ad_id,
+            url=listed.url,
+            observed_at=crawl_now(self.settings).isoformat(),
+            extra={LISTING_ONLY: True, LISTING_SIGNATURE: listed.signature},
+        )
+
+    def on_idle(self) -> None:
+        """The crawl ran out of requests: say whether the whole listing was read.
+
+        Only reached when the crawl ends by itself (not when it is stopped), so a stopped
+        crawl never claims a complete listing. A shared crawl waits here for its other workers.
+        """
+        complete = self._listing_failures == 0 and self._listing_pages > 0
+        if self.shared is not None:
+            if not self.shared.finished():
+                raise DontCloseSpider
+            complete = self.shared.marks_gone
+        self.crawler.stats.set_value(COMPLETE_STAT, complete)
+        self.crawler.stats.set_value("lovitura/listing/pages", self._listing_pages)
+        self.crawler.stats.set_value("lovitura/listing/failed", self._listing_failures)
 
     # --- ads ----------------------------------------------------------------------------------
 
     async def parse_ad(self, response: Response) -> AsyncIterator[Any]:
-        if response.status == 429:
-            async for retry in self.retry_later(response):
-                yield retry
-            return
         page = self.decoded(response)
         item = self.read_ad(page)
         if item is None:
             return
+        self.note_listing(item, response.meta.get(LISTED))
         gallery = _hrefs(page, self.definition.gallery_link)
         if gallery:
             yield self.page_request(
@@ -132,10 +236,6 @@ class SiteSpider(scrapy.Spider):
         yield item
 
     async def parse_gallery(self, response: Response, item: AdItem) -> AsyncIterator[Any]:
-        if response.status == 429:
-            async for retry in self.retry_later(response):
-                yield retry
-            return
         page = self.decoded(response)
         item["photos"] = _photos(page, self.definition.gallery_photos)
         yield item
@@ -173,6 +273,20 @@ class SiteSpider(scrapy.Spider):
             item["extra"] = extra
         return item
 
+    def note_listing(self, item: AdItem, listed: ListedAd | None) -> None:
+        """Keep the listing signature with a fetched ad; flag a listing that names another id."""
+        if listed is None:
+            return
+        if listed.ad_id != item["site_ad_id"]:
+            # The definition reads ids differently on listings and ad pages: the ad would be
+            # fetched every day. Worth fixing in the site definition.
+            note_anomaly(
+                self.crawler,
+                Anomaly("page", "listing-id-mismatch", url=item["url"], site=self.name),
+            )
+            return
+        item["extra"] = {**(item.get("extra") or {}), LISTING_SIGNATURE: listed.signature}
+
     def ad_id(self, page: TextResponse) -> str | None:
         definition = self.definition
         if definition.ad_id_field is not None:
@@ -208,8 +322,12 @@ class SiteSpider(scrapy.Spider):
 
     # --- errors and refusals --------------------------------------------------------------------
 
-    def on_error(self, failure: Failure) -> None:
-        """A page that failed after Scrapy's retries: counted and recorded, the crawl goes on."""
+    def on_error(self, failure: Failure) -> Iterator[AdItem]:
+        """A page that failed after the retries: counted and recorded, the crawl goes on.
+
+        A failed listing page makes the listing incomplete (no ad is marked gone). A failed ad
+        page of a known ad still counts as seen: the listing showed it.
+        """
         request = failure.request  # type: ignore[attr-defined]
         error = failure.value
         if isinstance(error, HttpError):
@@ -217,29 +335,43 @@ class SiteSpider(scrapy.Spider):
         else:
             reason = type(error).__name__
         note_anomaly(self.crawler, Anomaly("page", reason, url=request.url, site=self.name))
+        if request.meta.get(LISTING_PAGE):
+            self._listing_failures += 1
+            if self.shared is not None:
+                self.shared.listing_failed()
+        listed: ListedAd | None = request.meta.get(LISTED)
+        if (
+            listed is not None
+            and self._policy is not None
+            and listed.ad_id in self._policy.known
+            and listed.ad_id not in self._seen_ads
+        ):
+            self._seen_ads.add(listed.ad_id)
+            self.crawler.stats.inc_value("lovitura/detail/failed-known")
+            # No signature: the page was not read, so the next crawl fetches it again.
+            item = self.listing_item(listed)
+            item["extra"] = {LISTING_ONLY: True}
+            yield item
 
     def on_gallery_error(self, failure: Failure) -> AdItem:
         """A photo page that failed: the ad is still yielded, without photos."""
-        self.on_error(failure)
+        for _ in self.on_error(failure):
+            pass
         item: AdItem = failure.request.cb_kwargs["item"]  # type: ignore[attr-defined]
         return item
 
-    async def retry_later(self, response: Response) -> AsyncIterator[scrapy.Request]:
-        """After a 429: wait as long as Retry-After asks, then ask again (a few times at most)."""
-        request = response.request
-        assert request is not None
-        attempts = int(request.meta.get("lovitura_refusals", 0)) + 1
-        if attempts > REFUSAL_RETRIES:
-            note_anomaly(self.crawler, Anomaly("page", "http-429", url=request.url, site=self.name))
-            return
-        self.crawler.stats.inc_value("lovitura/spider/retry-after")
-        # Imported here: importing the reactor at module load could install the wrong one.
-        from twisted.internet import reactor
 
-        await maybe_deferred_to_future(deferLater(reactor, _retry_after(response), lambda: None))
-        retry = request.replace(dont_filter=True)
-        retry.meta["lovitura_refusals"] = attempts
-        yield retry
+def read_entries(page: TextResponse, entry: ListingEntry) -> list[ListedAd]:
+    """The ads a listing page shows, as ``entry`` reads them; entries without an id are left out."""
+    listed = []
+    for node in page.xpath(entry.node):
+        ad_id = extract(node, entry.ad_id)
+        href = (node.xpath(entry.link).get() or "").strip()
+        if not ad_id or not href:
+            continue
+        marker = entry.updated_today is not None and bool(node.xpath(entry.updated_today))
+        listed.append(ListedAd(ad_id, page.urljoin(href), signature(node, entry.signature), marker))
+    return listed
 
 
 def skip_asset(request: Any) -> bool:
@@ -282,9 +414,3 @@ def _photos(page: TextResponse, xpath: str | None) -> list[dict[str, str | None]
 
 def _codec(name: str) -> str:
     return codecs.lookup(name).name
-
-
-def _retry_after(response: Response) -> float:
-    raw = (response.headers.get(b"Retry-After") or b"").decode("latin-1").strip()
-    seconds = float(raw) if raw.replace(".", "", 1).isdigit() else 1.0
-    return min(max(seconds, 0.1), MAX_RETRY_AFTER)

@@ -63,10 +63,11 @@ class NachtvlinderSpider(SiteSpider):
                 )
         return str(await page.content())
 
-    async def on_ad_error(self, failure: Failure) -> None:
+    async def on_ad_error(self, failure: Failure) -> AsyncIterator[Any]:
         """Close the kept browser page of an ad request that failed, then record the failure."""
         request = failure.request  # type: ignore[attr-defined]
         page = request.meta.get("playwright_page")
         if page is not None:
             await page.close()
-        self.on_error(failure)
+        for output in self.on_error(failure):
+            yield output

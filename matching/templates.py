@@ -1,0 +1,157 @@
+"""Which persons' ads are written from one text template: evidence of one network.
+
+A network writes its women's ads from a template: the same phrases, separators and layout, with
+the woman's name, place, prices and number filled in. Two ads of different women are rarely
+near-duplicates (the filled-in parts differ), but all the ads of one woman, taken together, use
+the network's phrases again and again. So the comparison is between persons:
+
+* each ad becomes word trigrams of its title and text, with digits and the ad's own nickname
+  masked (they are what a template fills in) and separators kept as tokens;
+* the ads of one person in one language (guessed from common words) form a profile: for each
+  trigram, the share of her distinct texts that use it;
+* profiles are weighted by inverse document frequency over all profiles, trigrams used by more
+  than :data:`MAX_PROFILE_SHARE` of the profiles are dropped (every ad says "call me"), and
+  two persons' similarity is the best cosine similarity of their profiles in a common language.
+
+Persons at :data:`TEMPLATE_SIMILARITY` or more are template evidence for one network. On the
+demo world (seed 1) person pairs of one network reach it about a third of the time and pairs
+of different networks about once in four thousand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+MIN_SIMILARITY = 0.05  # lower similarities are taken as none
+LINK_SIMILARITY = 0.3  # pairs stored as ``text``/``network`` links, as evidence for analysts
+MAX_PROFILE_SHARE = 0.2
+_NGRAM = 3
+_TOKEN = re.compile(r"[^\W\d_]+|\d+|[*~|•!]+|\n")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_STOPWORDS = {
+    "nl": frozenset(
+        [
+            "ik",
+            "en",
+            "de",
+            "het",
+            "een",
+            "van",
+            "bij",
+            "je",
+            "niet",
+            "alleen",
+            "voor",
+            "met",
+            "mij",
+            "ben",
+        ]
+    ),
+    "en": frozenset(
+        ["i", "the", "and", "you", "me", "for", "with", "my", "am", "only", "call", "to", "your"]
+    ),
+    "ro": frozenset(
+        ["si", "sunt", "la", "de", "cu", "pentru", "doar", "te", "sa", "din", "astept", "ma"]
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TemplateMatch:
+    person_a: int
+    person_b: int
+    similarity: float
+    language: str
+
+
+def tokens(text: str, nickname: str | None) -> list[str]:
+    """Lower-case tokens with digits as ``#``, the nickname as ``@`` and line breaks kept."""
+    name = set(_LETTERS.findall((nickname or "").casefold()))
+    found = []
+    for token in _TOKEN.findall(text.casefold()):
+        if token.isdigit():
+            token = "#"
+        elif token in name:
+            token = "@"
+        elif token == "\n":
+            token = "<br>"
+        found.append(token)
+    return found
+
+
+def language_of(words: Sequence[str]) -> str:
+    """The language whose common words the text uses most (``nl`` on a tie)."""
+    present = set(words)
+    return max(_STOPWORDS, key=lambda lang: (len(present & _STOPWORDS[lang]), lang == "nl"))
+
+
+def _ngrams(words: Sequence[str]) -> set[str]:
+    return {" ".join(words[i : i + _NGRAM]) for i in range(len(words) - _NGRAM + 1)}
+
+
+def template_matches(
+    texts: Mapping[int, Iterable[tuple[str, str | None]]],
+    threshold: float = MIN_SIMILARITY,
+) -> list[TemplateMatch]:
+    """Person pairs whose template similarity is ``threshold`` or more; ``texts``: person ->
+    (text, nickname) of her ads."""
+    profiles, keys = _profiles(texts)
+    if len(keys) < 2:
+        return []
+    matrix = _weighted(profiles, len(keys))
+    similar = (matrix @ matrix.T).tocoo()
+    best: dict[tuple[int, int], tuple[float, str]] = {}
+    for i, j, value in zip(similar.row, similar.col, similar.data, strict=True):
+        (person_a, lang_a), (person_b, lang_b) = keys[i], keys[j]
+        if person_a >= person_b or lang_a != lang_b or value < threshold:
+            continue
+        pair = (person_a, person_b)
+        if value > best.get(pair, (0.0, ""))[0]:
+            best[pair] = (float(value), lang_a)
+    return [
+        TemplateMatch(a, b, round(value, 4), lang) for (a, b), (value, lang) in sorted(best.items())
+    ]
+
+
+def _profiles(
+    texts: Mapping[int, Iterable[tuple[str, str | None]]],
+) -> tuple[list[dict[str, float]], list[tuple[int, str]]]:
+    counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    documents: Counter[tuple[int, str]] = Counter()
+    for person, ads in texts.items():
+        for text in {(t, n) for t, n in ads if t}:
+            words = tokens(*text)
+            key = (person, language_of(words))
+            documents[key] += 1
+            counts[key].update(_ngrams(words))
+    keys = sorted(counts)
+    profiles = [{gram: n / documents[key] for gram, n in counts[key].items()} for key in keys]
+    return profiles, keys
+
+
+def _weighted(profiles: list[dict[str, float]], n_profiles: int) -> sparse.csr_matrix:
+    frequency: Counter[str] = Counter(g for profile in profiles for g in profile)
+    limit = max(2.0, MAX_PROFILE_SHARE * n_profiles)
+    vocabulary = {g: i for i, g in enumerate(sorted(g for g, f in frequency.items() if f <= limit))}
+    rows, cols, values = [], [], []
+    for row, profile in enumerate(profiles):
+        for gram, share in profile.items():
+            col = vocabulary.get(gram)
+            if col is not None:
+                rows.append(row)
+                cols.append(col)
+                values.append(share * math.log(n_profiles / frequency[gram]))
+    matrix = sparse.csr_matrix(
+        (np.array(values, dtype=np.float64), (rows, cols)),
+        shape=(len(profiles), len(vocabulary)),
+    )
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix)
