@@ -143,6 +143,7 @@ def _print_demo_summary(summary: Any) -> None:
     for path in summary.reports:
         click.echo(f"  {path}")
     click.echo(f"Database: {masked(summary.db_url)}")
+    click.echo(f"Crawl log: {summary.out_dir / 'crawl.log'}")
 
 
 def _evaluation_table(evaluation: dict[str, Any]) -> Any:

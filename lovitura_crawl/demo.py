@@ -194,7 +194,7 @@ def run_demo(
     out_dir: Path,
     reset: bool,
     on_day: Callable[[int, list[Any]], None] | None = None,
-    log_level: str = "WARNING",
+    log_level: str = "INFO",
 ) -> DemoSummary:
     """Run the demo end to end and return its summary."""
     from lovitura_crawl.privacy.pseudonym import demo_key
@@ -208,7 +208,13 @@ def run_demo(
     sites = SiteProcess(seed, scale, days)
     try:
         settings = project_settings(
-            {"LOVITURA_DATABASE_URL": db_url, "LOG_LEVEL": log_level, "LOVITURA_PURPOSE": purpose}
+            {
+                "LOVITURA_DATABASE_URL": db_url,
+                "LOVITURA_PURPOSE": purpose,
+                "LOG_FILE": str(out_dir / "crawl.log"),
+                "LOG_FILE_APPEND": False,
+                "LOG_LEVEL": log_level,
+            }
         )
 
         async def all_days() -> None:

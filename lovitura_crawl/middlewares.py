@@ -8,7 +8,8 @@ loopback). A hostname is resolved once per process to check where it points.
 Cookie and Authorization headers are already dropped by Scrapy's RedirectMiddleware when a
 redirect leaves the domain (and Proxy-Authorization when the scheme changes); the tests hold it.
 
-``RetryAfterMiddleware`` honours ``Retry-After`` on 429 (and 503) answers.
+``RetryAfterMiddleware`` honours ``Retry-After`` on 429 (and 503) answers, and
+``RobotsTxtMiddleware`` replaces Scrapy's, which lets some requests through unchecked.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from functools import lru_cache
 from time import monotonic
 from typing import Any
 
+from scrapy.downloadermiddlewares import robotstxt
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
 
@@ -169,3 +173,28 @@ def retry_after_seconds(header: bytes | None, default: float, maximum: float) ->
                 when = when.replace(tzinfo=UTC)
             seconds = (when - datetime.now(UTC)).total_seconds()
     return min(max(seconds, 0.1), maximum)
+
+
+class RobotsTxtMiddleware(robotstxt.RobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with every request waiting for robots.txt checked.
+
+    In Scrapy 2.19 with the asyncio reactor, requests that arrive while a site's robots.txt is
+    being downloaded all await the same Deferred; turning it into a future consumes its result,
+    so only the first of them is checked and the others pass as if there were no robots.txt
+    (a disallowed start page of a crawl with several start pages was fetched). Here each
+    waiting request gets the parser through its own Deferred.
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        netloc = urlparse_cached(request).netloc
+        pending = self._parsers.get(netloc)
+        if not isinstance(pending, Deferred):
+            return await super().robot_parser(request)
+        mine: Deferred[Any] = Deferred()
+
+        def relay(parser: Any) -> Any:
+            mine.callback(parser)
+            return parser  # for the next waiting request
+
+        pending.addCallback(relay)
+        return await maybe_deferred_to_future(mine)

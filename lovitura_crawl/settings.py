@@ -56,6 +56,9 @@ COOKIES_ENABLED = False
 REDIRECT_MAX_TIMES = 5
 DOWNLOADER_MIDDLEWARES = {
     "lovitura_crawl.middlewares.SafeDestinationMiddleware": 50,
+    # Scrapy 2.19's checks only one of the requests waiting for robots.txt: ours checks all.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "lovitura_crawl.middlewares.RobotsTxtMiddleware": 100,
     # Above RetryMiddleware (550): it sees a 429 first and waits out Retry-After.
     "lovitura_crawl.middlewares.RetryAfterMiddleware": 560,
 }
@@ -66,7 +69,7 @@ ITEM_PIPELINES = {
     "pipelines.fields.FieldsPipeline": 200,
     "pipelines.phones.PhonesPipeline": 300,
     "pipelines.geo.GeoPipeline": 400,
-    "pipelines.photos.PhotosPipeline": 500,
+    "pipelines.photo_reuse.StoredPhotosPipeline": 500,
     "pipelines.storage.StoragePipeline": 900,
 }
 EXTENSIONS = {
@@ -75,7 +78,9 @@ EXTENSIONS = {
 
 # --- Browser rendering (only requests with meta["playwright"] use it) ------------------------
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-DOWNLOAD_HANDLERS = {
+# Only the spiders of browser sites install it (SiteSpider.update_settings): starting
+# Playwright costs seconds that a plain HTTP crawl need not pay.
+PLAYWRIGHT_DOWNLOAD_HANDLERS = {
     "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
     "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
 }

@@ -22,12 +22,15 @@ class Field:
     ``xpath`` selects elements, text or attributes; the text of every selected node is taken
     (whitespace collapsed, unless ``keep_lines``), empty ones dropped, and the rest joined with
     ``join``. ``pattern`` then keeps its first group (or whole match); no match gives no value.
+    With ``links`` the targets of the links inside the selected nodes follow the text, after a
+    blank line, one per line: a number may be only in a ``tel:`` or WhatsApp link's target.
     """
 
     xpath: str
     join: str = " "
     pattern: str | None = None
     keep_lines: bool = False  # keep line breaks inside each node's text (body texts)
+    links: bool = False  # append the targets of links inside the nodes (body texts)
 
     def __post_init__(self) -> None:
         if self.pattern is not None:
@@ -144,7 +147,7 @@ ROODLICHT = SiteDefinition(
     ad_id_field=Field('//article[@class="advertentie"]/@data-id'),
     fields={
         "title": Field('//h1[@class="ad-title"]'),
-        "text": Field('//div[@class="ad-text"]/p', join="\n\n", keep_lines=True),
+        "text": Field('//div[@class="ad-text"]/p', join="\n\n", keep_lines=True, links=True),
         "place": Field(_dd("Plaats")),
         "phone_text": Field(_dd("Telefoon")),
         "nickname": Field(_dd("Naam")),
@@ -179,7 +182,7 @@ NACHTVLINDER = SiteDefinition(
     ad_id_field=Field('//article[@class="nv-ad"]/@data-id'),
     fields={
         "title": Field('//h1[@class="nv-title"]'),
-        "text": Field('//div[@class="nv-text"]/p', join="\n\n", keep_lines=True),
+        "text": Field('//div[@class="nv-text"]/p', join="\n\n", keep_lines=True, links=True),
         "place": Field('//dl[@class="nv-facts"]/dd[@class="nv-place"]'),
         "phone_text": Field('//a[@id="phone"]'),
         "nickname": Field('//dl[@class="nv-facts"]/dd[@class="nv-nickname"]'),
@@ -219,7 +222,7 @@ ESCORTGIDS = SiteDefinition(
     ad_id_field=Field('//article[@class="eg-profile"]/@data-id'),
     fields={
         "title": Field('//p[@class="eg-headline"]'),
-        "text": Field('//div[@class="eg-text"]/p', join="\n\n", keep_lines=True),
+        "text": Field('//div[@class="eg-text"]/p', join="\n\n", keep_lines=True, links=True),
         "place": Field('//table[@class="eg-facts"]//td[@class="location"]'),
         "phone_text": Field('//a[contains(@class, "phone")]'),
         "nickname": Field('//h1/span[@class="eg-nickname"]'),
@@ -260,7 +263,7 @@ PRIKBORD = SiteDefinition(
     ad_id_in_url=r"[?&]t=([^&#]+)",
     fields={
         "title": Field('//h2[@class="topic-title"]/a'),
-        "text": Field('//tr[@id="p1"]//div[@class="postbody"]', keep_lines=True),
+        "text": Field('//tr[@id="p1"]//div[@class="postbody"]', keep_lines=True, links=True),
         "place": Field('//tr[@id="p1"]//span[@class="place"]'),
         "phone_text": Field('//tr[@id="p1"]//span[@class="phone"]'),
         "nickname": Field('//tr[@id="p1"]//b[@class="postername"]/a'),

@@ -4,8 +4,9 @@ Three kinds of lookup, each near-linear in the number of ads:
 
 * exact keys: a phone number (E.164, from ``ad_phones``), an e-mail address or a messaging
   handle (from ``ads.fields``) groups the ads that show it (:func:`exact_keys`);
-* photos: every fingerprinted photo goes into a ``matching.photos.PhotoIndex``; a new photo is
-  looked up there and matches every stored photo ``same_photo`` accepts (:class:`PhotoMatcher`);
+* photos: fingerprinted photos go into a ``matching.photos.PhotoIndex`` (a few per cluster of
+  copies); a new photo is looked up there and matches every indexed photo ``same_photo``
+  accepts (:class:`PhotoMatcher`);
 * text: MinHash signatures of word shingles in a datasketch LSH index find ads whose texts are
   near-duplicates (:class:`TextMatcher`): reposts, copies and a network's templates.
 
@@ -42,6 +43,7 @@ from pipelines.photos import Fingerprint
 
 logger = logging.getLogger(__name__)
 
+PHOTO_REPRESENTATIVES = 4  # photos of a cluster kept in the photo index
 TEXT_THRESHOLD = 0.6  # estimated Jaccard similarity of word 3-shingles for a text match
 TEXT_NUM_PERM = 128
 TEXT_MIN_SHINGLES = 6  # shorter texts say too little to be near-duplicates of anything
@@ -140,12 +142,23 @@ class PhotoMatcher:
                 self.clusters.union(a, b)
 
     def index_all(self, new: set[int]) -> list[Match]:
-        """Index every photo; look up each photo of ``new`` (in id order) and return its matches."""
+        """Go through the photos in id order: look up each photo of ``new`` and return its
+        matches; index each photo whose cluster has fewer than :data:`PHOTO_REPRESENTATIVES`
+        photos in the index.
+
+        A cluster is found through its first few photos: a copy of a picture is within the
+        match threshold of the other copies, so a few of them stand for all, and a site's
+        placeholder on thousands of ads costs a few index entries, not thousands.
+        """
         matches: list[Match] = []
+        self._indexed: dict[int, int] = {}
         for photo_id in sorted(self.fingerprints):
             if photo_id in new:
                 matches.extend(self._match(photo_id))
-            self.index.add(photo_id, self.fingerprints[photo_id])
+            root = self.clusters[photo_id]
+            if self._indexed.get(root, 0) < PHOTO_REPRESENTATIVES:
+                self.index.add(photo_id, self.fingerprints[photo_id])
+                self._indexed[root] = self._indexed.get(root, 0) + 1
         return matches
 
     def _match(self, photo_id: int) -> list[Match]:
@@ -158,8 +171,11 @@ class PhotoMatcher:
                 found.append((ratio, other, detail))
         matches = []
         for ratio, other, detail in sorted(found, key=lambda t: (t[0], t[1])):
-            if self.clusters[other] != self.clusters[photo_id]:
+            root_a, root_b = self.clusters[other], self.clusters[photo_id]
+            if root_a != root_b:
+                indexed = self._indexed.pop(root_a, 0) + self._indexed.pop(root_b, 0)
                 self.clusters.union(other, photo_id)
+                self._indexed[self.clusters[photo_id]] = indexed
                 matches.append(Match(other, photo_id, ratio, detail))
         return matches
 

@@ -155,9 +155,13 @@ def _f1(precision: float, recall: float) -> float:
 
 
 def stay_scores(
-    stays: Iterable[tuple[str, Stay]], truth: Sequence[TruthStay], observable: set[int]
+    stays: Iterable[tuple[str, Stay]],
+    truth: Sequence[TruthStay],
+    observable: set[int],
+    window: tuple[int, int],
 ) -> dict[str, Any]:
-    """``stays``: (truth person the stay's person stands for, stay)."""
+    """``stays``: (truth person the stay's person stands for, stay). Date errors are measured
+    against the truth stay cut to the crawled ``window`` (first and last day)."""
     by_person: dict[str, list[TruthStay]] = defaultdict(list)
     for t in truth:
         by_person[t.person].append(t)
@@ -176,8 +180,8 @@ def stay_scores(
             correct += 1
             best = max(hits, key=lambda t: min(t.last, stay.left) - max(t.first, stay.arrived))
             found.update(id(t) for t in hits)
-            arrival_errors.append(abs(stay.arrived - best.first))
-            leave_errors.append(abs(stay.left - best.last))
+            arrival_errors.append(abs(stay.arrived - max(best.first, window[0])))
+            leave_errors.append(abs(stay.left - min(best.last, window[1])))
     recall_hits = sum(1 for t in counted if id(t) in found)
     precision = correct / total if total else 1.0
     recall = recall_hits / len(counted) if counted else 1.0
@@ -392,7 +396,7 @@ def _score(
             continue
         woman_stays.extend((person, s) for s in stays)
         woman_moves.extend((person, m) for m in moves)
-    stays_result = stay_scores(woman_stays, truth_stays, observable)
+    stays_result = stay_scores(woman_stays, truth_stays, observable, (first_day, last_day))
     stays_result["stays_of_scam_clusters"] = scam_stays
     moves_result = move_scores(
         woman_moves, truth_moves(truth_stays, observable, first_day, last_day)
@@ -429,6 +433,7 @@ _ROWS = (
     ("stays", "precision", "stays: precision"),
     ("stays", "recall", "stays: recall"),
     ("stays", "median_arrival_error_days", "stays: median arrival error (days)"),
+    ("stays", "median_leave_error_days", "stays: median leaving error (days)"),
     ("moves", "precision", "moves: precision"),
     ("moves", "recall", "moves: recall"),
     ("moves", "f1", "moves: F1"),

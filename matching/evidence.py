@@ -8,8 +8,9 @@ form a *lineage* that is judged as a whole: when a network changes its booking n
 number is as shared as the old one from its first ad on.
 
 A key (or lineage) is shared when its ads fall apart into *groups* that cannot be one woman.
-Ads are in one group when they show a common photo (not a ubiquitous one) or the same nickname
-on the same site (reposts and copies of one ad). Two groups cannot be one woman when they:
+Ads are in one group when they show a common photo (not a ubiquitous one), or the same nickname
+on the same site, one after the other or for an ad without photos of its own (her reposts and
+her next ads). Two groups cannot be one woman when they:
 
 * state ages further apart than :data:`AGE_TOLERANCE`, or
 * have ads with different nicknames online on the same site at the same time for longer than
@@ -86,27 +87,74 @@ def ad_groups(
     photo_clusters: Mapping[int, Iterable[int]],
     ignore: set[int],
 ) -> list[list[int]]:
-    """Ads grouped by common (not ignored) photos or a common nickname on one site.
+    """Ads grouped by what shows they are one woman's.
+
+    1. Ads with a common (not ignored) photo are one group.
+    2. Groups whose ads use one nickname on one site are joined when those ads were online
+       one after the other (not together for :data:`SAME_SITE_DAYS` days or more: two women of
+       one network may use one name on one site at the same time) and the ages fit.
+    3. An ad without a usable photo joins the one group that uses its nickname on its site;
+       such ads of a nickname no group uses form a group of their own. With two or more groups
+       to choose from it stays out.
 
     Ads with neither a usable photo nor a nickname are left out: they say nothing about whose
     they are.
     """
-    groups: UnionFind = UnionFind()
-    first_with: dict[object, int] = {}
+    union: UnionFind = UnionFind()
+    first_with: dict[int, int] = {}
+    named: dict[tuple[str, str], list[int]] = defaultdict(list)
+    bare: list[int] = []
     for ad_id in ad_ids:
         ad = ads[ad_id]
-        tokens: list[object] = [c for c in photo_clusters.get(ad_id, ()) if c not in ignore]
+        clusters = [c for c in photo_clusters.get(ad_id, ()) if c not in ignore]
         if ad.nickname:
-            tokens.append((ad.site, ad.nickname))
-        if not tokens:
+            named[(ad.site, ad.nickname)].append(ad_id)
+        if not clusters:
+            bare.append(ad_id)
             continue
-        _ = groups[ad_id]  # looking an ad up makes it its own group
-        for token in tokens:
-            if token in first_with:
-                groups.union(first_with[token], ad_id)
-            else:
-                first_with[token] = ad_id
-    return sorted((sorted(g) for g in groups.to_sets()), key=lambda g: g[0])
+        _ = union[ad_id]  # looking an ad up makes it its own group
+        for cluster in clusters:
+            union.union(first_with.setdefault(cluster, ad_id), ad_id)
+    photographed = set(union.parents)
+    for members in named.values():
+        _join_by_name(union, [a for a in members if a in photographed], ads)
+    for ad_id in bare:
+        ad = ads[ad_id]
+        if not ad.nickname:
+            continue
+        same_name = named[(ad.site, ad.nickname)]
+        roots = {union[a] for a in same_name if a in photographed}
+        if len(roots) == 1:
+            union.union(roots.pop(), ad_id)
+        elif not roots:
+            union.union(same_name[0], ad_id)
+    return sorted((sorted(g) for g in union.to_sets()), key=lambda g: g[0])
+
+
+def _join_by_name(union: UnionFind, members: list[int], ads: Mapping[int, AdRecord]) -> None:
+    """Join the groups of ``members`` (ads with one name on one site) that fit one woman."""
+    by_group: dict[int, list[int]] = defaultdict(list)
+    for ad_id in members:
+        by_group[union[ad_id]].append(ad_id)
+    groups = sorted(by_group.values(), key=lambda g: g[0])
+    for left, right in itertools.combinations(groups, 2):
+        if union[left[0]] == union[right[0]]:
+            continue
+        days_left = {d for a in left for d in ads[a].days}
+        days_right = {d for a in right for d in ads[a].days}
+        ages_left = {ads[a].age for a in left if ads[a].age is not None}
+        ages_right = {ads[a].age for a in right if ads[a].age is not None}
+        ages_fit = (
+            not ages_left
+            or not ages_right
+            or any(_ages_fit(x, y) for x in ages_left for y in ages_right)
+        )
+        if ages_fit and len(days_left & days_right) < SAME_SITE_DAYS:
+            union.union(left[0], right[0])
+
+
+def _ages_fit(a: int | None, b: int | None) -> bool:
+    return a is None or b is None or abs(a - b) <= AGE_TOLERANCE
 
 
 def classify(
@@ -188,6 +236,25 @@ def copies(
             if age_a is None or age_b is None or abs(age_a - age_b) <= AGE_TOLERANCE:
                 pairs.append((a, b))
     return pairs
+
+
+def twins(ads: Mapping[int, AdRecord], lineage_of: Mapping[str, int]) -> set[int]:
+    """Ads posted as two copies at once: same site, nickname and number lineage, posted within
+    :data:`COPY_DAYS` of each other. One of the two may name a place she is not in."""
+    posted: dict[tuple[str, str, int], list[tuple[int, int]]] = defaultdict(list)
+    for ad in ads.values():
+        if not ad.nickname:
+            continue
+        day = ad.posted_day if ad.posted_day is not None else ad.first_day
+        for lineage in {lineage_of[p] for p in ad.phones if p in lineage_of}:
+            posted[(ad.site, ad.nickname, lineage)].append((day, ad.id))
+    found: set[int] = set()
+    for days in posted.values():
+        days.sort()
+        for (day_a, a), (day_b, b) in itertools.pairwise(days):
+            if day_b - day_a <= COPY_DAYS:
+                found.update((a, b))
+    return found
 
 
 SiteNicknameDays = dict[str, dict[str, set[int]]]

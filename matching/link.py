@@ -27,7 +27,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from matching.evidence import (
     classify_keys,
     copies,
     lineages,
+    twins,
     ubiquitous_photos,
 )
 from matching.identity import IdAssignment, assign_ids
@@ -60,11 +61,12 @@ from matching.linkstore import (
 from matching.loader import AdRecord, Override, load_ads, load_overrides, load_photos
 from matching.networks import NetworkGroup, group_networks
 from matching.persons import PersonClusterer
-from matching.templates import LINK_SIMILARITY, template_matches
+from matching.templates import LINK_SIMILARITY, TemplateMatch, template_matches
 
 logger = logging.getLogger(__name__)
 
 PERSONAL_STRENGTH = 1.0
+MINHASH_PREFIX = "minhash:"  # value of near-duplicate text links (template links: "template:")
 SHARED_STRENGTH = 0.5
 UBIQUITOUS_STRENGTH = 0.1
 
@@ -120,6 +122,7 @@ class _Evidence:
     photo_clusters: dict[int, set[int]]  # ad -> photo clusters
     tokens: dict[int, set[Hashable]]  # ad -> soft evidence for the person clustering
     copies: list[tuple[int, int]]  # ads posted twice under a shared number
+    lineage_of: dict[str, int]  # phone -> index of its lineage
     ubiquitous: set[int]
     cluster_of_photo: dict[int, int]
     photo_matches: list[Match]
@@ -135,19 +138,8 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
         mark = current_watermark(conn)
         inputs = _load(conn, previous, full)
     evidence = _evidence(inputs)
-    personal = {
-        value
-        for (kind, value), verdict in evidence.verdicts.items()
-        if kind == "phone" and verdict.verdict == PERSONAL
-    }
-    clusterer = PersonClusterer(inputs.ads, evidence.tokens, personal, inputs.overrides)
-    clusterer.join_keys(
-        [ads for key, ads in evidence.keys.items() if evidence.verdicts[key].verdict != SHARED]
-        + [list(pair) for pair in evidence.copies]
-    )
-    clusterer.join_soft()
+    clusterer = _cluster_persons(inputs, evidence)
     persons = clusterer.persons()
-    person_of_ad = {ad_id: index for index, ads in enumerate(persons) for ad_id in ads}
     templates = template_matches(
         {
             index: [(inputs.raw_texts.get(a, ""), inputs.ads[a].nickname) for a in ads]
@@ -155,23 +147,11 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
         }
     )
     networks = group_networks(
-        person_of_ad,
+        {ad_id: index for index, ads in enumerate(persons) for ad_id in ads},
         _network_keys(evidence, inputs.texts),
         [(m.person_a, m.person_b, m.similarity) for m in templates],
     )
-    links = _new_links(inputs, evidence) + [
-        LinkRow.between(
-            persons[m.person_a][0],
-            persons[m.person_b][0],
-            "text",
-            "network",
-            f"template:{m.language}",
-            m.similarity,
-            {"similarity": m.similarity, "scope": "persons", "language": m.language},
-        )
-        for m in templates
-        if m.similarity >= LINK_SIMILARITY
-    ]
+    links = _new_links(inputs, evidence) + _template_links(persons, templates)
     relevel = _relevel(inputs.stored, evidence) if not full else []
     with engine.begin() as conn:
         writer = LinkWriter(conn, now)
@@ -201,6 +181,42 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
     return result
 
 
+def _cluster_persons(inputs: _Inputs, evidence: _Evidence) -> PersonClusterer:
+    personal = {
+        value
+        for (kind, value), verdict in evidence.verdicts.items()
+        if kind == "phone" and verdict.verdict == PERSONAL
+    }
+    clusterer = PersonClusterer(
+        inputs.ads, evidence.tokens, personal, evidence.lineage_of, inputs.overrides
+    )
+    clusterer.join_keys(
+        [ads for key, ads in evidence.keys.items() if evidence.verdicts[key].verdict != SHARED]
+        + [list(pair) for pair in evidence.copies]
+    )
+    clusterer.join_soft()
+    return clusterer
+
+
+def _template_links(
+    persons: Sequence[list[int]], templates: Iterable[TemplateMatch]
+) -> list[LinkRow]:
+    """Template evidence as links between the first ads of the two persons."""
+    return [
+        LinkRow.between(
+            persons[m.person_a][0],
+            persons[m.person_b][0],
+            "text",
+            "network",
+            f"template:{m.language}",
+            m.similarity,
+            {"similarity": m.similarity, "scope": "persons", "language": m.language},
+        )
+        for m in templates
+        if m.similarity >= LINK_SIMILARITY
+    ]
+
+
 # --- loading ---------------------------------------------------------------------------------
 
 
@@ -213,7 +229,11 @@ def _load(conn: Connection, previous: Watermark, full: bool) -> _Inputs:
         for row in stored
         if row.kind == "photo" and row.detail and "photo_a" in row.detail
     ]
-    known_texts = [(row.ad_a, row.ad_b) for row in stored if row.kind == "text"]
+    known_texts = [
+        (row.ad_a, row.ad_b)
+        for row in stored
+        if row.kind == "text" and row.value.startswith(MINHASH_PREFIX)
+    ]
     if full:
         new_photos = {p.id for p in photos}
         new_texts = set(ads)
@@ -260,6 +280,15 @@ def _evidence(inputs: _Inputs) -> _Evidence:
     ubiquitous = ubiquitous_photos(inputs.ads, photo_clusters)
     keys = exact_keys(inputs.ads.values())
     lineage_list = lineages(keys, inputs.ads)
+    lineage_of = {
+        value: number
+        for number, lineage in enumerate(lineage_list)
+        for kind, value in lineage
+        if kind == "phone"
+    }
+    for ad_id in twins(inputs.ads, lineage_of):
+        ad = inputs.ads[ad_id]
+        ad.sightings = [replace(s, copy=True) for s in ad.sightings]
     verdicts = classify_keys(lineage_list, keys, inputs.ads, photo_clusters, ubiquitous)
     tokens: dict[int, set[Hashable]] = {
         ad_id: set[Hashable](clusters - ubiquitous) for ad_id, clusters in photo_clusters.items()
@@ -280,6 +309,7 @@ def _evidence(inputs: _Inputs) -> _Evidence:
         photo_clusters=dict(photo_clusters),
         tokens=tokens,
         copies=copy_pairs,
+        lineage_of=lineage_of,
         ubiquitous=ubiquitous,
         cluster_of_photo=cluster_of_photo,
         photo_matches=photo_matches,
@@ -351,7 +381,7 @@ def _new_links(inputs: _Inputs, evidence: _Evidence) -> list[LinkRow]:
                 match.b,
                 "text",
                 "network",
-                f"minhash:{texts.variant_of[match.a][:16]}",
+                f"{MINHASH_PREFIX}{texts.variant_of[match.a][:16]}",
                 match.score,
                 {"similarity": match.score},
             )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from networkx.utils import UnionFind
 
-AVERAGE_SIMILARITY = float(__import__("os").environ.get("AS", "0.3"))
+AVERAGE_SIMILARITY = 0.25
 
 
 @dataclass

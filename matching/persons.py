@@ -14,11 +14,13 @@ The clustering runs in two stages.
      at once (so a scammer's ad elsewhere cannot make her trail jump),
    * the stated ages fit one woman, and the two never have ads with different nicknames on one
      site at once,
-   * when both clusters show phone numbers and none in common, either both are her own numbers
-     and they follow each other (:func:`_succession`: she changed her number), or the two place
-     her in the same municipality on most days they are both online (a booking number and her
-     own number, used for the same stay). A scammer who reposts her photos with his own number,
-     elsewhere and while she keeps advertising, fails both.
+   * when both clusters show phone numbers and no personal number in common (numbers of one
+     lineage, see :func:`matching.evidence.lineages`, count as one), and they are not both
+     ads under one shared number only: either both are her own numbers and they follow each
+     other (:func:`_succession`: she changed her number), or the two place her in the same
+     municipality on most days they are both online (a booking number and her own number, used
+     for the same stay). A scammer who reposts her photos with his own number, elsewhere and
+     while she keeps advertising, fails both.
 
 An analyst's ``suppress`` override is a cannot-link: no join ever puts those two ads together.
 """
@@ -60,8 +62,8 @@ MAX_ROUNDS = 6
 class _Cluster:
     ads: list[int]
     tokens: set[Hashable]  # soft evidence: photo clusters, (number, site, nickname)
-    phones: set[str]
-    personal: set[str]  # the personal ones among ``phones``
+    phones: set[int]  # lineages (see evidence.lineages) of its numbers
+    personal: set[int]  # the lineages of its personal numbers
     ages: set[int]
     sightings: list[Sighting]
     site_days: SiteNicknameDays
@@ -79,13 +81,15 @@ class PersonClusterer:
         ads: Mapping[int, AdRecord],
         tokens: Mapping[int, Iterable[Hashable]],
         personal_phones: set[str],
+        lineage_of: Mapping[str, int],
         overrides: Iterable[Override] = (),
     ) -> None:
-        """``tokens``: soft evidence per ad; ``personal_phones``: numbers judged personal."""
+        """``tokens``: soft evidence per ad; ``personal_phones``: numbers judged personal;
+        ``lineage_of``: the lineage of each number (numbers of one lineage are one owner's)."""
         self.ads = ads
         self.parent: dict[int, int] = {ad_id: ad_id for ad_id in ads}
         self.clusters: dict[int, _Cluster] = {
-            ad_id: _new_cluster(ad, set(tokens.get(ad_id, ())), personal_phones)
+            ad_id: _new_cluster(ad, set(tokens.get(ad_id, ())), personal_phones, lineage_of)
             for ad_id, ad in ads.items()
         }
         self.data_end = max((s.day for ad in ads.values() for s in ad.sightings), default=0)
@@ -220,31 +224,33 @@ class PersonClusterer:
         return ""
 
     def _phones_fit(self, ca: _Cluster, cb: _Cluster) -> bool:
-        if not ca.phones or not cb.phones or ca.phones & cb.phones:
+        if not ca.phones or not cb.phones or ca.personal & cb.personal:
             return True
+        if not ca.personal and not cb.personal and ca.phones & cb.phones:
+            return True  # ads of one shared number, with her photos: her ads under it
         if ca.personal and cb.personal and self._succession(ca, cb):
             return True
+        # Ads under a shared number join her own ads only where she is: a booking number
+        # advertises her in her place, a scammer's number somewhere else.
         return _colocated(ca, cb)
 
     def _succession(self, ca: _Cluster, cb: _Cluster) -> bool:
-        """One woman's numbers follow each other: the old one starts no new ad once the new
-        one appeared, and ads with the old one elsewhere go within :data:`LINGER_DAYS` (seen
-        going: not still online on the last day crawled)."""
+        """One woman's numbers follow each other: the old number starts no new ad once the new
+        one appeared, and after :data:`LINGER_DAYS` the old number's ads are only seen where
+        the new number's ads place her (an old ad she did not edit). While the old number is
+        still seen elsewhere on the last day crawled, it is not (yet) a succession."""
         assert ca.first_start is not None and cb.first_start is not None
         early, late = (ca, cb) if ca.first_start <= cb.first_start else (cb, ca)
         assert early.last_start is not None and late.first_start is not None
         if early.last_start > late.first_start + SWAP_TOLERANCE:
             return False
         where = daily_winners(late.sightings)
-        elsewhere = [
-            s.day
-            for s in early.sightings
-            if s.day >= late.first_start and where.get(s.day, s.place) != s.place
-        ]
-        if not elsewhere:
-            return True
-        last = max(elsewhere)
-        return last < self.data_end and last <= late.first_start + LINGER_DAYS
+        for s in early.sightings:
+            if s.day < late.first_start or where.get(s.day) == s.place:
+                continue
+            if s.day > late.first_start + LINGER_DAYS or s.day >= self.data_end:
+                return False
+        return True
 
     def _extra_contradictions(self, ca: _Cluster, cb: _Cluster) -> int:
         for cluster in (ca, cb):
@@ -261,14 +267,19 @@ class PersonClusterer:
         return sorted((sorted(c.ads) for c in self.clusters.values()), key=lambda ads: ads[0])
 
 
-def _new_cluster(ad: AdRecord, tokens: set[Hashable], personal_phones: set[str]) -> _Cluster:
-    personal = {p for p in ad.phones if p in personal_phones}
+def _new_cluster(
+    ad: AdRecord,
+    tokens: set[Hashable],
+    personal_phones: set[str],
+    lineage_of: Mapping[str, int],
+) -> _Cluster:
+    personal = [p for p in ad.phones if p in personal_phones]
     starts = [ad.phones[p].first_day for p in personal]
     return _Cluster(
         ads=[ad.id],
         tokens=tokens,
-        phones=set(ad.phones),
-        personal=personal,
+        phones={lineage_of[p] for p in ad.phones if p in lineage_of},
+        personal={lineage_of[p] for p in personal if p in lineage_of},
         ages={ad.age} if ad.age is not None else set(),
         sightings=list(ad.sightings),
         site_days=site_nickname_days([ad]),

@@ -14,6 +14,11 @@
 comparing all pairs: multi-index hashing. A hash within ``r`` bits of another agrees with it to
 within ``r // m`` bits on at least one of ``m`` bands (pigeonhole), so each band is looked up
 with all its variants of up to ``r // m`` flipped bits, and only what is found is compared.
+
+Measured with ``bench/photos.py``: a query checks about 1.4 % of the stored photos (30 checks
+at 1,000 photos, 111 at 8,000) and takes 1.0 ms at 1,000 and 4.7 ms at 8,000 photos, against
+5 and 37 ms for comparing with all of them. The checks still grow linearly, with a small
+factor: thresholds of 8 in 64 bits leave bands of 21 bits with 2 flips as the best plan.
 """
 
 from __future__ import annotations
@@ -112,9 +117,9 @@ def same_photo(a: Fingerprint, b: Fingerprint) -> bool:
 # Multi-index hashing
 # ---------------------------------------------------------------------------------------------
 
-# What a candidate comparison costs against one band lookup (measured: a same_photo call takes
-# about as long as 20 dictionary lookups of flipped band values).
-_CHECK_COST = 20.0
+# What a candidate comparison costs against one band lookup: a same_photo call (5.4 us) took as
+# long as 57 lookups of flipped band values (0.095 us each) on the development machine.
+_CHECK_COST = 57.0
 _EXPECTED_ENTRIES = 100_000
 
 

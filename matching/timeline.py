@@ -1,15 +1,22 @@
 """Where a set of ads places a woman, day by day, and where those ads contradict each other.
 
 Every day a crawl saw an ad is a *sighting*: the ad, the day, and the place the ad named that day.
-When her ads name different places on the same day, the place that was named most recently wins
-(``since``: the day the ad started naming that place), then the place more of her ads name,
-then the place code, so the result never depends on input order. That is how an ad left online
-after she moved on (a stale, lingering ad) loses to the ad she posted in her new place.
+When her ads name different places on the same day, the place she was named at most recently
+wins: a place's ``since`` is the first day of the run of days her ads named it (gaps of up to
+:data:`RUN_GAP_DAYS` missed days do not end a run), counted from the posting date of an ad that
+was online before the first crawl. That is how an ad left online after she moved on (a stale,
+lingering ad) loses to the ads of her new place, while reposts of an ad do not make its place
+any newer. One exception: a place named on only one site loses to a place named on two or more
+sites that day (one ad naming a wrong place, for instance a misread station name, cannot move
+her). Ties go to the place more ads name, then to the place code, so the result never depends
+on input order.
 
 A losing sighting is only *lingering* when it behaves like a forgotten ad: it never wins again
 after it started losing, and it stops within :data:`LINGER_DAYS`. Any other losing sighting is a
 *contradiction*: these ads put her in two places at once. The linker uses contradictions to keep
-apart ads of different women, the trail builder uses the daily winners.
+apart ads of different women, the trail builder uses the daily winners. Sightings of an ad that
+was posted twice at once (once under a nearby city she is not in) are never contradictions: the
+copy is the poster's, not another woman's.
 
 Days are proleptic ordinals (``date.toordinal()``) so that day arithmetic is integer arithmetic.
 Places are strings: a CBS municipality code (``GM0363``) or, abroad, a country code (``BE``).
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 Place = str
 
 LINGER_DAYS = 5  # an ad may stay online this many days after she left, without contradiction
+RUN_GAP_DAYS = 2  # missed crawl days that do not end a run of days naming one place
+ABROAD = ("BE", "DE")  # countries a trail can go to: the ones the directories list
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +44,18 @@ class Sighting:
     place: Place
     since: int  # first day (ordinal) of the ad's current run of naming this place
     site: str
+    copy: bool = False  # the ad is one of two copies of an ad posted at once (see evidence.twins)
 
 
 def place_key(code: str | None, country: str | None) -> Place | None:
     """The place of an observation: its municipality, or its country when abroad.
 
-    A Dutch observation without a municipality says nothing about where she is.
+    A Dutch observation without a municipality says nothing about where she is, and neither
+    does a country the sites do not cover (an ad's "from Romania" is where she comes from).
     """
     if code:
         return code
-    if country and country != "NL":
+    if country in ABROAD:
         return country
     return None
 
@@ -78,19 +89,39 @@ def ad_sightings(
 
 
 def daily_winners(sightings: Iterable[Sighting]) -> dict[int, Place]:
-    """The place of each day: newest ``since``, then most ads, then the place code."""
-    tally: dict[int, dict[Place, list[int]]] = defaultdict(dict)  # [newest since, ads]
+    """The place of each day (see the module docstring)."""
+    by_place: dict[Place, dict[int, list[Sighting]]] = defaultdict(lambda: defaultdict(list))
     for s in sightings:
-        entry = tally[s.day].get(s.place)
-        if entry is None:
-            tally[s.day][s.place] = [s.since, 1]
+        by_place[s.place][s.day].append(s)
+    tally: dict[int, list[tuple[int, int, int, Place]]] = defaultdict(list)
+    for place, days in by_place.items():
+        for run in _runs(sorted(days)):
+            since = min(s.since for day in run for s in days[day])
+            for day in run:
+                named = days[day]
+                sites = len({s.site for s in named})
+                tally[day].append((since, len(named), sites, place))
+    return {day: _winner(candidates) for day, candidates in tally.items()}
+
+
+def _runs(days: list[int]) -> list[list[int]]:
+    """Days split where more than :data:`RUN_GAP_DAYS` days in a row are missing."""
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day - runs[-1][-1] <= RUN_GAP_DAYS + 1:
+            runs[-1].append(day)
         else:
-            entry[0] = max(entry[0], s.since)
-            entry[1] += 1
-    return {
-        day: max(places.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[0]
-        for day, places in tally.items()
-    }
+            runs.append([day])
+    return runs
+
+
+def _winner(candidates: list[tuple[int, int, int, Place]]) -> Place:
+    if len(candidates) == 1:
+        return candidates[0][3]
+    newest = max(candidates)
+    if newest[2] == 1 and any(c[2] > 1 for c in candidates):
+        candidates = [c for c in candidates if c[2] > 1]
+    return max(candidates, key=lambda c: (c[0], c[1], c[3]))[3]
 
 
 def contradiction_days(
@@ -103,7 +134,8 @@ def contradiction_days(
         winners = daily_winners(sightings)
     runs: dict[tuple[int, Place, int], list[int]] = defaultdict(list)
     for s in sightings:
-        runs[(s.ad_id, s.place, s.since)].append(s.day)
+        if not s.copy:
+            runs[(s.ad_id, s.place, s.since)].append(s.day)
     bad: set[int] = set()
     for (_ad, place, _since), days in runs.items():
         losses = [d for d in days if winners.get(d) != place]

@@ -19,7 +19,10 @@ from sqlalchemy import text
 
 from fixtures.world import World
 from lovitura_crawl.db.engine import make_engine
+from lovitura_crawl.db.migrate import upgrade
+from lovitura_crawl.db.reference import load_municipalities
 from lovitura_crawl.demo import crawl_clock
+from lovitura_crawl.privacy.purpose import demo_purpose
 
 QUICK = {  # the test sites run with fast=True: no need to be polite to them
     "DOWNLOAD_DELAY": "0",
@@ -38,6 +41,16 @@ class Finished:
     log: str
 
 
+def prepare(db_url: str) -> str:
+    """Migrate the database and register the demo purpose; returns the purpose's code."""
+    engine = make_engine(db_url)
+    upgrade(db_url)
+    load_municipalities(engine)
+    purpose = demo_purpose(engine)
+    engine.dispose()
+    return purpose
+
+
 def crawl_command(
     sites: list[str],
     urls: dict[str, str],
@@ -47,7 +60,7 @@ def crawl_command(
     extra: tuple[str, ...] = (),
 ) -> list[str]:
     command = [sys.executable, "-m", "lovitura_crawl.cli", "crawl", *sites, "--db", db_url]
-    command += ["--clock", clock, *extra]
+    command += ["--purpose", prepare(db_url), "--clock", clock, *extra]
     for site in sites:
         command += ["--site-url", f"{site}={urls[site]}"]
     for name, value in {**QUICK, **(settings or {})}.items():

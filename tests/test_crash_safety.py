@@ -1,6 +1,6 @@
 """`kill -9` at any moment followed by a rerun loses no ad and duplicates no row.
 
-Two crawls of the tiny world's seven days, each day a crawl of roodlicht and prikbord (its
+Two crawls of five days of the tiny world, each day a crawl of roodlicht and prikbord (its
 photo page and broken photos included) by `lovitura crawl` in a child process:
 
 * the reference: one uninterrupted crawl per day;
@@ -29,6 +29,7 @@ from tests.crawlruns import crawl_command, day_clock, difference, kill, run, sna
 
 SITES_UNDER_TEST = ["roodlicht", "prikbord"]
 KILLS = 20
+DAYS = 5  # of the tiny world's seven: enough for new, changed, unchanged and gone ads
 SEED = 20261102
 
 
@@ -37,9 +38,14 @@ def world() -> World:
     return build_world(1, scale="tiny")
 
 
-def fresh_sites(world: World) -> DemoSites:
-    """New servers for each crawl: prikbord's first-request-of-the-day errors start over."""
-    return serve(world, day=0, ports=dict.fromkeys(SITES, 0), fast=True)
+def fresh_sites(world: World, ports: dict[str, int] | None = None) -> DemoSites:
+    """New servers for each crawl (prikbord's first-request-of-the-day errors start over), on
+    the same ports, so that URLs and content hashes compare."""
+    return serve(world, day=0, ports=ports or dict.fromkeys(SITES, 0), fast=True)
+
+
+def ports_of(running: DemoSites) -> dict[str, int]:
+    return {name: int(url.rstrip("/").rsplit(":", 1)[1]) for name, url in running.urls.items()}
 
 
 def kills_per_day(days: int, rng: random.Random) -> list[int]:
@@ -57,7 +63,8 @@ def test_killed_crawls_rerun_to_the_same_rows(world: World, tmp_path: Path) -> N
     killed_db = f"sqlite:///{tmp_path / 'killed.sqlite'}"
     durations = []
     with fresh_sites(world) as running:
-        for day in range(world.days):
+        ports = ports_of(running)
+        for day in range(DAYS):
             running.set_day(day)
             command = crawl_command(
                 SITES_UNDER_TEST, running.urls, reference_db, day_clock(world, day)
@@ -67,8 +74,8 @@ def test_killed_crawls_rerun_to_the_same_rows(world: World, tmp_path: Path) -> N
             durations.append(done.seconds)
 
     moments = []
-    with fresh_sites(world) as running:
-        for day, kills in enumerate(kills_per_day(world.days, rng)):
+    with fresh_sites(world, ports) as running:
+        for day, kills in enumerate(kills_per_day(DAYS, rng)):
             running.set_day(day)
             command = crawl_command(
                 SITES_UNDER_TEST, running.urls, killed_db, day_clock(world, day)
@@ -93,10 +100,11 @@ def test_killed_crawls_rerun_to_the_same_rows(world: World, tmp_path: Path) -> N
 
     engine = make_engine(killed_db)
     with engine.connect() as conn:
-        outcomes = dict(
+        outcomes: dict[str, int] = dict(
             conn.execute(text("SELECT outcome, COUNT(*) FROM crawl_runs GROUP BY outcome")).all()
         )
     engine.dispose()
     print(f"crawl_runs outcomes: {outcomes}")
     assert "running" not in outcomes
-    assert outcomes["finished"] == world.days * len(SITES_UNDER_TEST)
+    # A kill after a run was recorded finished leaves it finished: at least one a day and site.
+    assert outcomes["finished"] >= DAYS * len(SITES_UNDER_TEST)

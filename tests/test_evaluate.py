@@ -111,5 +111,5 @@ def test_evaluate_compares_with_truth_and_the_phone_baseline(
 
 
 def test_evaluate_says_what_is_missing(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(TruthError, match="world.json"):
+    with pytest.raises(TruthError, match=r"world\.json"):
         evaluate(engine, tmp_path)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from lovitura_crawl.db import models
 from matching.explain import explain_person, render_explanation
@@ -22,7 +23,7 @@ def _override(engine: Engine, a: str, b: str, action: str, reason: str) -> None:
     low, high = sorted((ad_id(engine, a), ad_id(engine, b)))
     with engine.begin() as conn:
         conn.execute(
-            models.LinkOverride.__table__.insert().values(
+            insert(models.LinkOverride).values(
                 ad_a=low,
                 ad_b=high,
                 action=action,
@@ -33,9 +34,9 @@ def _override(engine: Engine, a: str, b: str, action: str, reason: str) -> None:
         )
 
 
-def _links(engine: Engine) -> list[models.Link]:
+def _links(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(select(models.Link)).all())  # type: ignore[arg-type]
+        return list(conn.execute(select(models.Link)).all())
 
 
 def _events(engine: Engine) -> list[tuple[str, int, int | None, int]]:
@@ -90,10 +91,12 @@ def test_new_number_with_her_photos_stays_one_person(engine: Engine) -> None:
 def test_agency_number_does_not_merge_its_women(engine: Engine) -> None:
     women = [
         AdSpec("roodlicht", "a1", range(0, 12), "Amsterdam", AGENCY, [(10, 0), (11, 0)], age=22),
-        AdSpec("roodlicht", "a2", range(0, 12), "Amsterdam", AGENCY, [(12, 0), (13, 0)], age=23),
+        AdSpec("roodlicht", "a2", range(0, 12), "Amsterdam", AGENCY, [(12, 0), (13, 0)], age=23,
+               nickname="Bella"),
+        # Another "Ana" of the same club: her age tells her apart.
         AdSpec("roodlicht", "a3", range(0, 12), "Amsterdam", AGENCY, [(14, 0), (15, 0)], age=31),
         AdSpec("nachtvlinder", "a1b", range(2, 12), "Amsterdam", AGENCY, [(10, 1)], age=22),
-    ]
+    ]  # fmt: skip
     store(engine, women)
     link(engine)
     assert groups(persons(engine)) == {
@@ -250,9 +253,54 @@ def test_links_carry_their_evidence_and_explain_shows_it(engine: Engine) -> None
     )
     assert kinds["photo"].detail["url_a"].startswith("demo://photo/")
     assert kinds["photo"].detail["rule"] in ("global", "crop", "overlay")
-    explanation = explain_person(engine, persons(engine)["e1"])
+    person = persons(engine)["e1"]
+    assert person is not None
+    explanation = explain_person(engine, person)
     assert [ad["site_ad_id"] for ad in explanation["ads"]] == ["e1", "e2"]
     phone = next(x for x in explanation["links"] if x["kind"] == "phone")
     assert phone["evidence"]["snippet_a"] == "[[0612345671]]"
     text = render_explanation(explanation)
     assert "phone/person" in text and "photo/person" in text and "GM0344" in text
+
+
+def test_a_new_booking_number_is_as_shared_as_the_old_one(engine: Engine) -> None:
+    old, new = "+31655550001", "+31655550002"
+    store(
+        engine,
+        [
+            # The network edits one ad to its new number: both numbers are one lineage.
+            AdSpec("roodlicht", "w1r", range(0, 12), "Utrecht", old, [(70, 0)], age=23,
+                   phone_from=6, phone2=new),
+            AdSpec("roodlicht", "w2r", range(0, 12), "Utrecht", old, [(71, 0)], age=23,
+                   nickname="Bea"),
+            AdSpec("nachtvlinder", "w2n", range(6, 12), "Utrecht", new, [(71, 1)], age=23,
+                   nickname="Bea"),
+        ],
+    )  # fmt: skip
+    link(engine)
+    assert groups(persons(engine)) == {frozenset({"w1r"}), frozenset({"w2r", "w2n"})}
+    assert len(set(networks(engine).values())) == 1
+
+
+def test_a_copy_under_a_nearby_city_stays_hers_and_off_her_trail(engine: Engine) -> None:
+    booking = "+31655550003"
+    store(
+        engine,
+        [
+            AdSpec("roodlicht", "c1", range(0, 12), "Utrecht", booking, [(80, 0), (81, 0)]),
+            AdSpec("roodlicht", "c2", range(0, 6), "Amsterdam", booking, [(80, 1), (81, 1)]),
+            AdSpec("nachtvlinder", "c3", range(0, 12), "Utrecht", booking, [(81, 2)]),
+            AdSpec("roodlicht", "x1", range(0, 12), "Zwolle", booking, [(82, 0)], age=30,
+                   nickname="Xena"),
+        ],
+    )  # fmt: skip
+    link(engine)
+    build_trails(engine)
+    assert groups(persons(engine)) == {frozenset({"c1", "c2", "c3"}), frozenset({"x1"})}
+    with engine.connect() as conn:
+        stays = conn.execute(
+            select(models.TrailStay.municipality_code).where(
+                models.TrailStay.person_id == persons(engine)["c1"]
+            )
+        ).scalars()
+        assert list(stays) == ["GM0344"]

@@ -19,6 +19,7 @@ import pytest
 from parsel import Selector
 from PIL import Image
 
+from fixtures.bodylinks import link_targets, plain_text, split_links
 from fixtures.model import SITES, AdSnapshot
 from fixtures.sites import DayError, DemoSites, serve
 from fixtures.sites.faults import SLOW_SECONDS, FaultPlan, PhotoFault
@@ -148,6 +149,11 @@ def rich(ad: AdSnapshot) -> bool:
     return len(ad.photo_ids) >= 2 and ad.age is not None and ad.phone_text is not None
 
 
+def paragraph_texts(html: Selector, css: str) -> list[str]:
+    """The text of each paragraph, link labels included."""
+    return [node.xpath("string()").get("") for node in html.css(css)]
+
+
 def change(world: World, site: str, leaves: bool) -> tuple[int, str]:
     """A day and an ad online that day but not the next (``leaves``), or the other way round."""
     for day in range(world.days - 1):
@@ -169,6 +175,22 @@ def test_each_site_serves_its_home_page_and_robots_txt(sites: DemoSites) -> None
         assert fetch(url).status == 200, name
         robots = fetch(url + "robots.txt")
         assert robots.status == 200 and robots.text.startswith("User-agent: *"), name
+
+
+def test_the_same_seed_serves_identical_pages(world: World) -> None:
+    """Two builds of one seed serve byte-identical listings, ad pages and API answers."""
+    served = []
+    for built in (world, build_world(1, scale="tiny")):
+        with serve(built, day=5, ports=FREE_PORTS, fast=True) as running:
+            pages = []
+            for site in SITES:
+                ad = built.ads_on(site, 5)[0]
+                for path in ("", AD_PATHS[site].format(ad.site_ad_id)):
+                    page = follow(running.urls[site] + path)
+                    pages.append((site, path, page.status, page.body))
+            served.append(pages)
+    assert served[0] == served[1]
+    assert all(status == 200 for _, _, status, _ in served[0])
 
 
 def test_serve_refuses_unknown_sites_and_days(world: World) -> None:
@@ -278,7 +300,7 @@ def test_roodlicht_detail_shows_the_snapshot(sites: DemoSites, world: World) -> 
     assert field("Plaats") == (ad.place_text or "")
     assert field("Telefoon") == ad.phone_text
     assert field("Geplaatst") == dutch_date(ad.posted_on)
-    assert html.css(".ad-text p::text").getall() == paragraphs(ad.text)
+    assert paragraph_texts(html, ".ad-text p") == paragraphs(plain_text(ad.text))
     photos = html.css("ul.thumbs img::attr(src)").getall()
     assert photos == [f"/foto/{photo}.jpg" for photo in ad.photo_ids]
     served = fetch(urljoin(location, photos[0]))
@@ -318,7 +340,11 @@ def test_nachtvlinder_phone_needs_the_token_of_the_ad(sites: DemoSites, world: W
     detail = fetch(base + f"api/ads/{ad.site_ad_id}")
     assert ad.phone_text is not None and ad.phone_text not in detail.text
     data = detail.json()
-    assert (data["text"], data["nickname"], data["age"]) == (ad.text, ad.nickname, ad.age)
+    assert (data["text"], data["nickname"], data["age"]) == (
+        plain_text(ad.text),
+        ad.nickname,
+        ad.age,
+    )
     assert data["posted"] == ad.posted_on.isoformat() and data["has_phone"]
     phone_url = base + f"api/ads/{ad.site_ad_id}/phone"
     assert fetch(phone_url, "POST").status == 403
@@ -373,7 +399,7 @@ def test_escortgids_profile_and_watermarked_photo(sites: DemoSites, world: World
     assert html.css(".eg-nickname::text").get() == ad.nickname
     assert html.css("p.eg-headline::text").get() == ad.title
     assert html.css("td.posted time::attr(datetime)").get() == ad.posted_on.isoformat()
-    assert html.css(".eg-text p::text").getall() == paragraphs(ad.text)
+    assert paragraph_texts(html, ".eg-text p") == paragraphs(plain_text(ad.text))
     src = html.css(".eg-photos img::attr(src)").get("")
     photo = fetch(urljoin(base, src))
     original = Image.open(io.BytesIO(world.photo_bytes(ad.photo_ids[0])[0]))
@@ -431,7 +457,8 @@ def test_prikbord_is_windows_1252_with_text_only_fields(
     assert "België".encode("cp1252") in fetch(sites.urls["prikbord"]).body
     html = page.html()
     assert html.css(".postername a::text").get() == ad.nickname
-    assert html.xpath('string(//tr[@id="p1"]//div[@class="postbody"])').get() == ad.text
+    postbody = html.xpath('string(//tr[@id="p1"]//div[@class="postbody"])').get()
+    assert postbody == plain_text(ad.text)
     assert ad.place_text is None and html.css(".place").get() is None
     assert ad.phone_text is None and html.css(".phone").get() is None
     album = fetch(urljoin(sites.urls["prikbord"], html.css("a.album-link::attr(href)").get("")))
@@ -569,3 +596,42 @@ def _nachtvlinder_click_flow(page: Any, base: str, world: World) -> None:
     page.click("#show-phone")
     page.wait_for_selector("#phone")
     assert page.text_content("#phone") == ad.phone_text
+
+
+# --- links in the body ------------------------------------------------------------------------
+
+BODIES = {
+    "roodlicht": '//div[@class="ad-text"]',
+    "escortgids": '//div[@class="eg-text"]',
+    "prikbord": '//tr[@id="p1"]//div[@class="postbody"]',
+}
+
+
+@pytest.mark.parametrize("site", sorted(BODIES))
+def test_body_links_are_real_links(site: str, big_sites: DemoSites, big_world: World) -> None:
+    """A number written as a tel: or WhatsApp link is a link on the page, its label the text."""
+    day, ad = pick(big_world, site, lambda ad: '<a href="' in ad.text)
+    big_sites.set_day(day)
+    page = follow(big_sites.urls[site] + AD_PATHS[site].format(ad.site_ad_id))
+    body = page.html().xpath(BODIES[site])
+    assert body.xpath(".//a/@href").getall() == link_targets(ad.text)
+    assert body.xpath(".//a/@rel").getall() == ["nofollow"] * len(link_targets(ad.text))
+    labels = [run for run, href in split_links(ad.text) if href is not None]
+    assert body.xpath(".//a").xpath("string()").getall() == labels
+    assert all(
+        re.match(r"(tel:|(https?://)?(wa\.me|api\.whatsapp\.com)/)", href)
+        for href in link_targets(ad.text)
+    )
+
+
+def test_nachtvlinder_api_gives_the_body_as_runs_with_links(
+    big_sites: DemoSites, big_world: World
+) -> None:
+    day, ad = pick(big_world, "nachtvlinder", lambda ad: '<a href="' in ad.text)
+    big_sites.set_day(day)
+    data = fetch(big_sites.urls["nachtvlinder"] + f"api/ads/{ad.site_ad_id}").json()
+    runs = [run for paragraph in data["body"] for run in paragraph]
+    assert [run["href"] for run in runs if run["href"]] == link_targets(ad.text)
+    assert ["".join(run["text"] for run in paragraph) for paragraph in data["body"]] == paragraphs(
+        plain_text(ad.text)
+    )

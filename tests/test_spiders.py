@@ -1,32 +1,43 @@
-"""The four spiders, each crawling its demo site served from the tiny world.
+"""The four spiders, each crawling its demo site served from the tiny world, on every day of it.
 
 Every crawl runs ``scrapy crawl`` in a child process (Scrapy's reactor starts once per process)
 against sites served by this process, with the pipelines off, and must yield every ad online
-that day exactly once, with the fields the site shows.
+that day exactly once, with the fields the site shows, every ad it yields online that day by
+the truth, and every number the ad shows findable by ``extract_phones``. The demo world's ad
+pages are also read offline, through the site definitions, for their numbers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from parsel import Selector
 
+from fixtures.bodylinks import observed_text
 from fixtures.model import SITES, AdSnapshot
-from fixtures.sites import DemoSites, serve
+from fixtures.sites import SITE_CLASSES, DemoSites, serve
 from fixtures.sites.faults import FaultPlan
 from fixtures.sites.prikbord import BOARDS
+from fixtures.sites.server import Request
 from fixtures.sites.textformat import paragraphs
+from fixtures.sites.worldview import WorldView
 from fixtures.world import World, build_world
 from lovitura_crawl.sitedefs import SITE_DEFINITIONS, Field, SiteDefinition
 from lovitura_crawl.spiders.base import SiteSpider, extract
+from pipelines.phones import extract_phones
 
 CLOCK = "2026-11-03T12:00:00+01:00"
+ROOT = str(Path(__file__).resolve().parent.parent)
 QUICK = {  # the sites run with fast=True here: no need to be polite to them
     "DOWNLOAD_DELAY": "0",
     "AUTOTHROTTLE_ENABLED": "False",
@@ -46,9 +57,16 @@ def world() -> World:
 
 
 @pytest.fixture(scope="module")
-def sites(world: World) -> Iterator[DemoSites]:
-    with serve(world, day=1, ports=dict.fromkeys(SITES, 0), fast=True) as running:
+def week(world: World) -> Iterator[list[DemoSites]]:
+    """The four sites once per day of the world, each showing its day, so days crawl at once."""
+    running: list[DemoSites] = []
+    try:
+        for day in range(world.days):
+            running.append(serve(world, day=day, ports=dict.fromkeys(SITES, 0), fast=True))
         yield running
+    finally:
+        for sites in running:
+            sites.stop()
 
 
 def day_ids(world: World, site: str, day: int) -> list[str]:
@@ -87,9 +105,8 @@ def expected(ad: AdSnapshot, base_url: str) -> dict[str, Any]:
     wanted: dict[str, Any] = {
         "site": ad.site,
         "site_ad_id": ad.site_ad_id,
-        "observed_at": CLOCK,
         "title": ad.title,
-        "text": normalised(ad.text),
+        "text": normalised(observed_text(ad.text)),
         "nickname": ad.nickname,
         "posted_at": ad.posted_on.isoformat(),
         "photos": [{"url": url, "path": None} for url in photos],
@@ -98,43 +115,124 @@ def expected(ad: AdSnapshot, base_url: str) -> dict[str, Any]:
         wanted["age"] = str(ad.age)
     if ad.phone_text is not None:
         wanted["phone_text"] = ad.phone_text
-    if ad.place_text is not None:
-        wanted["place"] = " ".join(ad.place_text.split())
+    if ad.place_text is not None:  # an empty field is not shown
+        wanted["place"] = " ".join(ad.place_text.split()) or None
     return wanted
 
 
+def shown_numbers(world: World, site: str, site_ad_id: str, day: int) -> set[str]:
+    """Every number (E.164) the ad shows on ``day``: its number and a second one, if any."""
+    ad = world.ad(site, site_ad_id)
+    version = ad.versions[ad.version_on(day)]
+    return {phone for phone in (version.phone, version.second_phone) if phone}
+
+
+def found_numbers(fields: dict[str, Any]) -> set[str]:
+    """The numbers ``extract_phones`` finds in the fields the phone pipeline reads."""
+    return {
+        phone
+        for name in ("phone_text", "title", "text")
+        for phone in extract_phones(str(fields.get(name) or ""))
+    }
+
+
 def check_items(
-    items: list[dict[str, Any]], world: World, site: str, base_url: str, day: int = 1
+    items: list[dict[str, Any]],
+    world: World,
+    site: str,
+    base_url: str,
+    day: int = 1,
+    clock: str = CLOCK,
 ) -> None:
-    ads = world.ads_on(site, day)
-    ids = [item["site_ad_id"] for item in items]
-    assert sorted(ids) == sorted(ad.site_ad_id for ad in ads), "every ad exactly once"
+    """A crawl of ``site`` on ``day``: every ad the truth says is online, each once and nothing
+    else, with the fields its page shows and every number it shows findable."""
+    truth = {row["site_ad_id"]: row for row in world.truth_ads() if row["site"] == site}
+    ids = Counter(item["site_ad_id"] for item in items)
+    assert not set(ids) - set(truth), f"{site} served ads the truth lacks on day {day}"
+    online = {
+        ad_id
+        for ad_id, row in truth.items()
+        if int(row["day_posted"]) <= day <= int(row["day_removed"])
+    }
+    assert sorted(ids.elements()) == sorted(online), f"{site} day {day}: every ad exactly once"
+    assert sorted(online) == sorted(ad.site_ad_id for ad in world.ads_on(site, day))
     by_id = {item["site_ad_id"]: item for item in items}
-    for ad in ads:
+    for ad in world.ads_on(site, day):
         item = by_id[ad.site_ad_id]
         got = {key: item.get(key) for key in expected(ad, base_url)}
         if item.get("text") is not None:
             got["text"] = normalised(item["text"])
         assert got == expected(ad, base_url), ad.site_ad_id
-        assert item["url"].startswith(base_url)
+        assert item["url"].startswith(base_url) and item["observed_at"] == clock
+        assert found_numbers(item) == shown_numbers(world, site, ad.site_ad_id, day), ad.site_ad_id
+
+
+def crawl_every_day(
+    site: str, world: World, week: list[DemoSites], out: Path, at_once: int
+) -> dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """Items and stats of a crawl of ``site`` on each day, all in one child process
+    (``tests.daycrawls``), ``at_once`` days at a time."""
+    plan = {
+        "site": site,
+        "out": str(out),
+        "at_once": at_once,
+        "settings": {**QUICK, "ITEM_PIPELINES": {}, "EXTENSIONS": {}},
+        "days": [
+            {"day": day, "base_url": sites.urls[site], "clock": world.observed_at(day)}
+            for day, sites in enumerate(week)
+        ],
+    }
+    (out / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "lovitura_crawl.settings", "PYTHONPATH": ROOT}
+    command = [sys.executable, "-m", "tests.daycrawls", str(out / "plan.json")]
+    done = subprocess.run(
+        command, cwd=out, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    crawls = {}
+    for day in range(len(week)):
+        feed = out / f"day{day}.jsonl"
+        lines = feed.read_text(encoding="utf-8").splitlines() if feed.exists() else []
+        stats = json.loads((out / f"day{day}.stats.json").read_text(encoding="utf-8"))
+        crawls[day] = ([json.loads(line) for line in lines], stats)
+    return crawls
 
 
 @pytest.mark.parametrize("site", ["roodlicht", "escortgids", "prikbord"])
-def test_spider_yields_every_ad_of_the_day_once(
-    site: str, sites: DemoSites, world: World, tmp_path: Path
+def test_spider_yields_every_ad_online_each_day_once(
+    site: str, week: list[DemoSites], world: World, tmp_path: Path
 ) -> None:
-    items, _ = crawl(site, sites.urls[site], tmp_path, QUICK)
-    check_items(items, world, site, sites.urls[site])
+    crawls = crawl_every_day(site, world, week, tmp_path, at_once=world.days)
+    for day, (items, _) in crawls.items():
+        check_items(items, world, site, week[day].urls[site], day, world.observed_at(day))
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_nachtvlinder_spider_clicks_for_the_phone_in_chromium(
-    sites: DemoSites, world: World, tmp_path: Path
+    week: list[DemoSites], world: World, tmp_path: Path
 ) -> None:
-    items, log = crawl("nachtvlinder", sites.urls["nachtvlinder"], tmp_path, QUICK)
-    check_items(items, world, "nachtvlinder", sites.urls["nachtvlinder"])
-    assert any(item.get("phone_text") for item in items)
-    assert "'playwright/request_count/method/POST'" in log  # the "toon nummer" calls
+    crawls = crawl_every_day("nachtvlinder", world, week, tmp_path, at_once=2)
+    for day, (items, stats) in crawls.items():
+        base = week[day].urls["nachtvlinder"]
+        check_items(items, world, "nachtvlinder", base, day, world.observed_at(day))
+        if any(ad.phone_text for ad in world.ads_on("nachtvlinder", day)):
+            assert any(item.get("phone_text") for item in items)
+            assert stats.get("playwright/request_count/method/POST")  # "toon nummer" clicks
+
+
+LINK_STYLES = frozenset({"tel_link", "whatsapp_link", "whatsapp_api"})
+
+
+def test_the_crawled_world_has_numbers_in_links_and_ads_with_two(world: World) -> None:
+    """The crawls above meet numbers written as links, and ads that show two numbers."""
+    linked = {
+        row["site"]
+        for row in world.truth_ads()
+        if LINK_STYLES & {part.split(":")[1] for part in row["phone_styles"].split()}
+    }
+    assert linked & {"roodlicht", "escortgids", "prikbord"}
+    assert any(row["second_phone"] for row in world.truth_ads())
 
 
 def failing_day(world: World) -> int:
@@ -203,8 +301,6 @@ def test_a_definition_needs_one_way_to_find_the_ad_id() -> None:
 
 
 def test_extract_joins_nodes_and_applies_the_pattern() -> None:
-    from parsel import Selector
-
     page = Selector(
         text="<div><p>Hallo  daar</p><p>Bel\n  06 12</p><p></p><span class=a>23 jaar</span></div>"
     )
@@ -215,3 +311,58 @@ def test_extract_joins_nodes_and_applies_the_pattern() -> None:
     assert extract(page, Field('//span[@class="a"]', pattern=r"age (\d+)")) is None
     assert extract(page, Field("//em")) is None
     assert extract(page, Field("//span/@class")) == "a"
+
+
+# --- the demo world's ad pages, offline ------------------------------------------------------
+
+SERVER_RENDERED = ("roodlicht", "escortgids", "prikbord")
+
+
+@pytest.fixture(scope="module")
+def demo() -> World:
+    return build_world(7, scale="demo")
+
+
+def ad_path(site: Any, ad: AdSnapshot) -> str:
+    """The path and query of an ad's page on a server-rendered site."""
+    if site.name == "prikbord":
+        return f"/viewtopic.php?t={ad.site_ad_id}"
+    return str(site.ad_url(ad))
+
+
+def ad_page(site: Any, target: str) -> Selector:
+    """The page ``site`` answers for ``target``, without a server (a first 500 is retried)."""
+    parts = urlsplit(target)
+    request = Request("GET", unquote(parts.path), parse_qs(parts.query), {}, "127.0.0.1", target)
+    response = site.handle(request)
+    if response.status == 500:  # prikbord fails some URLs on their first request of a day
+        response = site.handle(request)
+    assert response.status == 200, target
+    charset = re.search(r"charset=([\w-]+)", response.content_type)
+    return Selector(text=response.body.decode(charset.group(1) if charset else "utf-8"))
+
+
+@pytest.mark.parametrize("site", SERVER_RENDERED)
+def test_demo_world_ad_pages_give_the_spiders_every_number(site: str, demo: World) -> None:
+    """Every version of every demo-world ad, read from its page through the site definition:
+    the body with its link targets, and exactly the numbers the ad shows."""
+    definition = SITE_DEFINITIONS[site]
+    view = WorldView(demo)
+    app = SITE_CLASSES[site](view, fast=True)
+    seen: set[tuple[str, int]] = set()
+    links = pairs = 0
+    for day in range(demo.days):
+        view.set_day(day)
+        for ad in demo.ads_on(site, day):
+            version = (ad.site_ad_id, demo.ad(site, ad.site_ad_id).version_on(day))
+            if version in seen:
+                continue
+            seen.add(version)
+            page = ad_page(app, ad_path(app, ad))
+            fields = {name: extract(page, rule) for name, rule in definition.fields.items()}
+            assert normalised(fields["text"] or "") == normalised(observed_text(ad.text))
+            numbers = shown_numbers(demo, site, ad.site_ad_id, day)
+            assert found_numbers(fields) == numbers, (ad.site_ad_id, day)
+            links += '<a href="' in ad.text
+            pairs += len(numbers) == 2
+    assert links >= 10 and pairs >= 10, (links, pairs)

@@ -42,7 +42,7 @@ def test_place_key_keeps_municipalities_and_countries_abroad() -> None:
 def test_stale_ad_loses_to_the_ad_of_her_new_place() -> None:
     sightings = _ad(1, range(0, 14), UTRECHT) + _ad(2, range(10, 20), ZWOLLE, "nachtvlinder")
     assert _stays(sightings) == [(UTRECHT, 0, 9), (ZWOLLE, 10, 19)]
-    _stays_, moves = person_trail(sightings)
+    _, moves = person_trail(sightings)
     assert [(m.from_place, m.to_place, m.left - D0, m.arrived - D0) for m in moves] == [
         (UTRECHT, ZWOLLE, 9, 10)
     ]
@@ -50,7 +50,9 @@ def test_stale_ad_loses_to_the_ad_of_her_new_place() -> None:
 
 
 def test_an_edit_to_a_new_place_counts_from_the_edit() -> None:
-    edited = ad_sightings(1, "escortgids", [(D0 + d, UTRECHT if d < 6 else VENLO) for d in range(12)])
+    edited = ad_sightings(
+        1, "escortgids", [(D0 + d, UTRECHT if d < 6 else VENLO) for d in range(12)]
+    )
     other = _ad(2, range(0, 9), UTRECHT)  # lingers three days after she left
     assert _stays(edited + other) == [(UTRECHT, 0, 5), (VENLO, 6, 11)]
 

@@ -261,10 +261,13 @@ def test_some_women_change_number_and_open_ads_follow(demo: World, demo_truth: d
             if "phone" not in what or not 0 <= int(day) < demo.days:
                 continue
             ad = demo.ad(row["site"], row["site_ad_id"])
-            before = ad.versions[ad.version_on(int(day) - 1)].phone
-            after = ad.versions[ad.version_on(int(day))].phone
-            assert before != after and after in row["phones"].split()
-            assert int(spans[after]["first_day"]) <= int(day) <= int(spans[after]["last_day"])
+            before = ad.versions[ad.version_on(int(day) - 1)]
+            after = ad.versions[ad.version_on(int(day))]
+            old = {before.phone, before.second_phone} - {None}
+            new = {after.phone, after.second_phone} - {None}
+            assert new - old and new <= set(row["phones"].split())
+            for phone in new - old:
+                assert int(spans[phone]["first_day"]) <= int(day) <= int(spans[phone]["last_day"])
             followed += 1
     assert followed >= 5
 
@@ -275,6 +278,46 @@ def test_reposts_and_duplicates_exist(demo_truth: dict) -> None:
     assert len(reposts) > 100
     assert all((r["site"], r["repost_of"]) in ids for r in reposts)
     assert sum(1 for r in demo_truth["ads"] if r["duplicate_of"]) > 5
+
+
+def test_places_say_where_each_version_is(demo: World, demo_truth: dict) -> None:
+    """``places`` starts with the posting place and adds each place edit, with its day."""
+    edited = 0
+    for row in demo_truth["ads"]:
+        spans = [entry.split(":", 1) for entry in row["places"].split(";")]
+        days = [int(day) for day, _ in spans]
+        assert days[0] == int(row["day_posted"]) and days == sorted(set(days)), row
+        first = spans[0][1].split("/", 1)[0]
+        assert first == (row["municipality_code"] or row["country"]), row
+        edit_days = {
+            int(edit.split(":")[0])
+            for edit in filter(None, row["edits"].split(";"))
+            if "place" in edit.split(":")[1]
+        }
+        assert set(days[1:]) <= edit_days, row
+        edited += len(spans) > 1
+    assert edited > 50
+
+
+LINK_STYLES = {"tel_link", "whatsapp_link", "whatsapp_api"}
+
+
+def test_numbers_are_written_as_links_and_in_pairs(demo_truth: dict) -> None:
+    """Every site has ads giving a number as a tel: or WhatsApp link; some ads show two
+    numbers at once (a booking number and her own for WhatsApp), and the truth says how."""
+    linked: Counter[str] = Counter()
+    for row in demo_truth["ads"]:
+        written = dict(part.split(":") for part in row["phone_styles"].split())
+        assert ("second" in written) == bool(row["second_phone"]), row
+        assert written.get("field", written.get("text", "")) == row["phone_style"], row
+        if row["second_phone"]:
+            assert row["second_phone"] in row["phones"].split() and row["kind"] == "network"
+            assert row["second_phone"] != row["phone"]
+        linked[row["site"]] += bool(LINK_STYLES & set(written.values()))
+    assert all(linked[site] >= 10 for site in SITES), linked
+    assert sum(1 for row in demo_truth["ads"] if row["second_phone"]) >= 100
+    known = {row["phone"] for row in demo_truth["phones"]}
+    assert {phone for row in demo_truth["ads"] for phone in row["phones"].split()} <= known
 
 
 def test_site_ad_id_formats(demo: World) -> None:

@@ -50,6 +50,8 @@ ASSETS = frozenset({"image", "media", "font", "stylesheet"})  # not needed to re
 LISTING_PAGE = "lovitura_listing_page"  # request meta: a listing page (its failure matters)
 LISTED = "lovitura_listed"  # request meta of an ad page: the ListedAd it came from
 COMPLETE_STAT = "lovitura/listing/complete"
+GONE_ANSWERS = frozenset({"http-404", "http-410"})
+UNREAD = "unread"  # stored as the signature of a known ad whose page failed (signatures are hex)
 
 
 class SiteSpider(scrapy.Spider):
@@ -64,6 +66,7 @@ class SiteSpider(scrapy.Spider):
         self.allowed_private_hosts = self.definition.allowed_private_hosts
         self._seen_ads: set[str] = set()  # ads yielded (from their page or their listing entry)
         self._policy: DetailPolicy | None = None  # None: every ad page is fetched
+        self._decided: set[str] = set()  # listed ads whose page was skipped or requested
         self._listing_pages = 0  # listing pages read
         self._listing_failures = 0  # listing pages that failed for good
         self.shared: Any = None  # lovitura_crawl.spiders.shared.SharedCrawl with Redis
@@ -93,12 +96,15 @@ class SiteSpider(scrapy.Spider):
             # One clock for the whole run: gone-marking compares it with last_seen_at.
             now = datetime.now(UTC).isoformat()
             settings.set("LOVITURA_CLOCK", now, priority="spider")
-        if cls.definition.browser is not None and cls.definition.browser.skip_assets:
-            settings.set(
-                "PLAYWRIGHT_ABORT_REQUEST",
-                "lovitura_crawl.spiders.base.skip_asset",
-                priority="spider",
-            )
+        if cls.definition.browser is not None:
+            handlers = settings.getdict("PLAYWRIGHT_DOWNLOAD_HANDLERS")
+            settings.set("DOWNLOAD_HANDLERS", handlers, priority="spider")
+            if cls.definition.browser.skip_assets:
+                settings.set(
+                    "PLAYWRIGHT_ABORT_REQUEST",
+                    "lovitura_crawl.spiders.base.skip_asset",
+                    priority="spider",
+                )
 
     # --- where the crawl starts ---------------------------------------------------------------
 
@@ -179,8 +185,9 @@ class SiteSpider(scrapy.Spider):
         """The request for an ad page, or a listing-only item when the page need not be read."""
         stats = self.crawler.stats
         if listed is not None and self._policy is not None:
-            if listed.ad_id in self._seen_ads:
-                return
+            if listed.ad_id in self._decided:
+                return  # listed twice (the listing moved while it was read)
+            self._decided.add(listed.ad_id)
             reason = self._policy.fetch_reason(listed)
             if reason is None:
                 stats.inc_value("lovitura/detail/skipped")
@@ -326,7 +333,8 @@ class SiteSpider(scrapy.Spider):
         """A page that failed after the retries: counted and recorded, the crawl goes on.
 
         A failed listing page makes the listing incomplete (no ad is marked gone). A failed ad
-        page of a known ad still counts as seen: the listing showed it.
+        page of a known ad still counts as seen, the listing showed it, unless the page answered
+        that the ad is gone (404, 410).
         """
         request = failure.request  # type: ignore[attr-defined]
         error = failure.value
@@ -342,15 +350,16 @@ class SiteSpider(scrapy.Spider):
         listed: ListedAd | None = request.meta.get(LISTED)
         if (
             listed is not None
+            and reason not in GONE_ANSWERS  # the page says the ad went since it was listed
             and self._policy is not None
             and listed.ad_id in self._policy.known
             and listed.ad_id not in self._seen_ads
         ):
             self._seen_ads.add(listed.ad_id)
             self.crawler.stats.inc_value("lovitura/detail/failed-known")
-            # No signature: the page was not read, so the next crawl fetches it again.
+            # The page was not read: a signature no entry has makes the next crawl fetch it.
             item = self.listing_item(listed)
-            item["extra"] = {LISTING_ONLY: True}
+            item["extra"] = {LISTING_ONLY: True, LISTING_SIGNATURE: UNREAD}
             yield item
 
     def on_gallery_error(self, failure: Failure) -> AdItem:
@@ -381,14 +390,26 @@ def skip_asset(request: Any) -> bool:
 
 def extract(page: TextResponse | Selector, rule: Field) -> str | None:
     """The value ``rule`` points at on ``page``, or None."""
-    texts = [_node_text(node, rule.keep_lines) for node in page.xpath(rule.xpath)]
+    nodes = page.xpath(rule.xpath)
+    texts = [_node_text(node, rule.keep_lines) for node in nodes]
     joined = rule.join.join(text for text in texts if text)
     if rule.pattern is not None and joined:
         match = re.search(rule.pattern, joined)
         if match is None:
             return None
         joined = match.group(1) if match.groups() else match.group(0)
+    if rule.links:
+        joined = _with_link_targets(joined, nodes)
     return joined or None
+
+
+def _with_link_targets(text: str, nodes: SelectorList[Selector]) -> str:
+    """``text`` followed by the targets of the links inside ``nodes``, one per line, each once."""
+    targets = dict.fromkeys(href.strip() for href in nodes.xpath(".//a/@href").getall())
+    shown = "\n".join(target for target in targets if target)
+    if not shown:
+        return text
+    return f"{text}\n\n{shown}" if text else shown
 
 
 def _node_text(node: Selector, keep_lines: bool) -> str:
