@@ -635,3 +635,25 @@ def test_nachtvlinder_api_gives_the_body_as_runs_with_links(
     assert ["".join(run["text"] for run in paragraph) for paragraph in data["body"]] == paragraphs(
         plain_text(ad.text)
     )
+
+
+@pytest.mark.browser
+def test_nachtvlinder_script_renders_body_links(big_sites: DemoSites, big_world: World) -> None:
+    """In Chromium, nachtvlinder's script turns the API's runs into the body's links."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs the chromium package at {CHROMIUM}")
+    day, ad = pick(big_world, "nachtvlinder", lambda ad: '<a href="' in ad.text)
+    big_sites.set_day(day)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(big_sites.urls["nachtvlinder"] + f"ad/{ad.site_ad_id}")
+        page.wait_for_selector("article.nv-ad")
+        hrefs = page.eval_on_selector_all(
+            ".nv-text a", "links => links.map(a => a.getAttribute('href'))"
+        )
+        texts = page.eval_on_selector_all(".nv-text p", "ps => ps.map(p => p.textContent)")
+        browser.close()
+    assert hrefs == link_targets(ad.text)
+    assert texts == paragraphs(plain_text(ad.text))

@@ -79,7 +79,7 @@ class SiteSpider(scrapy.Spider):
             from lovitura_crawl.spiders.shared import SharedCrawl
 
             spider.shared = SharedCrawl.from_settings(crawler.settings, spider.name)
-            crawler.signals.connect(spider.shared.open, signal=signals.spider_opened)
+            spider.shared.open()  # the heartbeat, from now on: the crawl may be slow to start
             # spider_closed comes after the pipelines closed: this worker's items are stored.
             crawler.signals.connect(spider.shared.close, signal=signals.spider_closed)
         return spider

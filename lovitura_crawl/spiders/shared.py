@@ -17,9 +17,10 @@ Coordination, all in Lua scripts (atomic in Redis):
   they have closed (their items are stored), then closes last and is the only one that may mark
   unseen ads gone: when no listing page failed and no worker died.
 
-A worker sends a heartbeat every few seconds; one silent for ``HEARTBEAT_TTL`` seconds is dead
-(killed): the requests it held are lost to this crawl, so the crawl does not count as complete,
-and the next daily crawl (or a rerun, which starts a new generation) fetches what is missing.
+A worker's thread renews its state key every few seconds; a worker silent for
+``HEARTBEAT_TTL`` seconds is dead (killed): the requests it held are lost to this crawl, so the
+crawl does not count as complete, and the next daily crawl (or a rerun, which starts a new
+generation) fetches what is missing.
 The per-site lock of ``lovitura_crawl.locks`` is not taken by workers: they are meant to run
 together, and the generation plays its part.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_TTL = 30  # seconds without a heartbeat before a worker counts as dead
 KEEP_SECONDS = 24 * 3600  # a finished crawl's keys are kept this long, for inspection
-BUSY, IDLE, CLOSED = "busy", "idle", "closed"
+CLOSED = "closed"  # the state of a worker whose items are all stored
 
 JOIN = """
 local run, worker, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -164,9 +166,9 @@ class SharedCrawl:
         self.client = client
         self.key = key
         self.worker = worker
-        self.state = BUSY
         self.marks_gone = False  # set on the finisher when the shared listing was complete
-        self._heartbeat: Any = None
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @classmethod
     def from_settings(cls, settings: Any, site: str) -> SharedCrawl:
@@ -186,19 +188,29 @@ class SharedCrawl:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        from twisted.internet.task import LoopingCall
+        # A thread, not the reactor: a worker whose reactor waits on the database (another
+        # worker holding SQLite's write lock) is slow, not dead.
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"heartbeat-{self.worker}", daemon=True
+        )
+        self._heartbeat.start()
 
-        self._heartbeat = LoopingCall(self.beat)
-        self._heartbeat.start(HEARTBEAT_SECONDS, now=True)
+    def _beat(self) -> None:
+        """Keep this worker's state key alive; its value is only set with the queue's steps."""
+        import redis
 
-    def beat(self) -> None:
-        self.client.set(self.heartbeat_key, self.state, ex=HEARTBEAT_TTL)
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.client.expire(self.heartbeat_key, HEARTBEAT_TTL)
+            except redis.RedisError as exc:
+                logger.warning("shared crawl %s: heartbeat failed (%s)", self.key, exc)
 
     def close(self, spider: Any = None, reason: str = "") -> None:
         """The worker's items are stored: tell the finisher, stop the heartbeat."""
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
-        self.state = CLOSED
+        if self._heartbeat is not None:
+            self._stop.set()
+            self._heartbeat.join(timeout=HEARTBEAT_SECONDS * 2)
         self.client.set(self.heartbeat_key, CLOSED, ex=KEEP_SECONDS)
         self.client.close()
 
@@ -214,7 +226,6 @@ class SharedCrawl:
 
     def finished(self) -> bool:
         """Whether this idle worker may close now (see the module's description)."""
-        self.state = IDLE
         verdict, dead = self.client.eval(IDLE_CHECK, 0, self.key, self.worker, HEARTBEAT_TTL)
         verdict = verdict.decode()
         if verdict == "wait":
@@ -259,5 +270,4 @@ class SharedQueue(PriorityQueue):
         found = self.server.eval(POP, 2, self.key, shared.heartbeat_key, HEARTBEAT_TTL)
         if not found:
             return None
-        shared.state = BUSY
         return self._decode_request(found)
