@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -556,25 +557,32 @@ CHROMIUM_ARGS = [
 
 
 @pytest.mark.browser
-def test_sites_in_chromium_with_screenshots(big_sites: DemoSites, big_world: World) -> None:
-    """Each site renders in headless Chromium (screenshots in docs/img); B's phone click works."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"needs the chromium package at {CHROMIUM}")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_sites_in_chromium_with_screenshots(
+    big_sites: DemoSites, big_world: World, tmp_path: Path
+) -> None:
+    """Each site renders in headless Chromium; B's phone click works.
+
+    The screenshots go to docs/img only with LOVITURA_UPDATE_SCREENSHOTS=1, so a test run
+    does not rewrite the repository.
+    """
+    import playwright.sync_api as playwright_api
+
+    assert Path(CHROMIUM).exists(), f"the chromium package is not installed at {CHROMIUM}"
+    shots = SCREENSHOTS if os.environ.get("LOVITURA_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         for name in SITES:
             page.goto(big_sites.urls[name], wait_until="networkidle")
-            page.screenshot(path=str(SCREENSHOTS / f"site-{name}.png"))
+            page.screenshot(path=str(shots / f"site-{name}.png"))
         _nachtvlinder_click_flow(page, big_sites.urls["nachtvlinder"], big_world)
-        page.screenshot(path=str(SCREENSHOTS / "site-nachtvlinder-ad.png"))
+        page.screenshot(path=str(shots / "site-nachtvlinder-ad.png"))
         for name in ("roodlicht", "escortgids", "prikbord"):
             ad = next(ad for ad in big_world.ads_on(name, 0) if len(ad.photo_ids) >= 3)
             url = big_sites.urls[name] + AD_PATHS[name].format(ad.site_ad_id)
             page.goto(url, wait_until="networkidle")
-            page.screenshot(path=str(SCREENSHOTS / f"site-{name}-ad.png"))
+            page.screenshot(path=str(shots / f"site-{name}-ad.png"))
         browser.close()
     for name in SITES:
         with Image.open(SCREENSHOTS / f"site-{name}.png") as shot:
@@ -640,9 +648,9 @@ def test_nachtvlinder_api_gives_the_body_as_runs_with_links(
 @pytest.mark.browser
 def test_nachtvlinder_script_renders_body_links(big_sites: DemoSites, big_world: World) -> None:
     """In Chromium, nachtvlinder's script turns the API's runs into the body's links."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"needs the chromium package at {CHROMIUM}")
+    import playwright.sync_api as playwright_api
+
+    assert Path(CHROMIUM).exists(), f"the chromium package is not installed at {CHROMIUM}"
     day, ad = pick(big_world, "nachtvlinder", lambda ad: '<a href="' in ad.text)
     big_sites.set_day(day)
     with playwright_api.sync_playwright() as playwright:
