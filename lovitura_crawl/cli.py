@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from contextlib import ExitStack
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,48 @@ KEY_OPTION = click.option(
 )
 
 
-@click.group()
+class LoviturGroup(click.Group):
+    """The ``lovitura`` group: expected failures end in one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            message = _friendly(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from exc
+
+
+def _friendly(exc: Exception) -> str | None:
+    """A message for an error the user can fix, or None for a real bug."""
+    from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+    from lovitura_crawl.db.engine import DatabaseURLError
+
+    if isinstance(exc, DatabaseURLError | ArgumentError):
+        return f"bad database URL: {exc}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+    if isinstance(exc, OperationalError | ProgrammingError):
+        detail = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+        detail = detail.strip().splitlines()[0]
+        if "no such table" in detail or ("does not exist" in detail and "relation" in detail):
+            return (
+                f"the database has no Lovitura tables ({detail}); check --db, or run "
+                "`lovitura db upgrade --db URL` first"
+            )
+        return f"cannot use the database: {detail}; check --db and that the server runs"
+    if isinstance(exc, LookupError | ValueError | OSError):
+        if isinstance(exc, KeyError) and exc.args:
+            return str(exc.args[0])
+        return str(exc)
+    return None
+
+
+@click.group(cls=LoviturGroup)
 @click.version_option(__version__, prog_name="lovitura")
 def main() -> None:
     """Lovitura crawl: follow trafficking carousels through sex-ad sites.
@@ -229,9 +270,15 @@ def crawl(
         locked = [] if redis_url else _lock_sites(locks, names, db)
         jobs = [CrawlJob(name, moment, urls.get(name)) for name in names if name not in locked]
         outcomes = run_crawl(jobs, overrides) if jobs else []
-    failed = [o for o in outcomes if o.finish_reason != "finished"]
+    failed = [
+        o
+        for o in outcomes
+        if o.finish_reason != "finished" or not o.stats.get("lovitura/listing/complete")
+    ]
     for outcome in outcomes:
-        click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}")
+        complete = bool(outcome.stats.get("lovitura/listing/complete"))
+        note = "" if complete else " (listing NOT complete: see the log)"
+        click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}{note}")
     if failed:
         sys.exit(1)
     if locked:
@@ -325,13 +372,49 @@ def _record_link_run(engine: Any, case: str) -> None:
 
 @main.command()
 @DB_OPTION
+@PURPOSE_OPTION
+@KEY_OPTION
 @click.option("--person", "person_id", type=int, required=True, help="Person id.")
-def explain(db_url: str | None, person_id: int) -> None:
-    """Show why a person's ads were joined: every link with its evidence."""
+@click.option(
+    "--clear-phones",
+    is_flag=True,
+    help="Show phone numbers in clear instead of pseudonyms (recorded in the audit log).",
+)
+def explain(
+    db_url: str | None,
+    purpose: str | None,
+    key_file: Path | None,
+    person_id: int,
+    clear_phones: bool,
+) -> None:
+    """Show why a person's ads were joined: every link with its evidence.
+
+    Phone numbers appear as keyed pseudonyms unless --clear-phones is given; every explain is
+    recorded in the audit log.
+    """
+    import re
+
+    from lovitura_crawl.privacy import audit
+    from lovitura_crawl.privacy.pseudonym import pseudonymise_phone
     from matching.explain import explain_person, render_explanation
 
     engine = make_engine(db_url)
-    click.echo(render_explanation(explain_person(engine, person_id)))
+    case = _purpose(engine, purpose)
+    text = render_explanation(explain_person(engine, person_id))
+    if not clear_phones:
+        key = _key(key_file)
+        text = re.sub(r"\+[1-9]\d{6,14}\b", lambda m: pseudonymise_phone(m.group(0), key), text)
+        # The evidence snippets mark the number as the ad wrote it: hide it too.
+        text = re.sub(r"\[\[[^\]]*\]\]", "[[number]]", text)
+    audit.append(
+        engine,
+        audit.current_actor(),
+        case,
+        "explain --clear-phones" if clear_phones else "explain",
+        {"person": person_id},
+        None,
+    )
+    click.echo(text)
 
 
 @main.command()
@@ -514,12 +597,24 @@ def sites() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
 @click.option("--fast", is_flag=True, help="No slow responses and no 429s (tests).")
 @click.option(
+    "--free-ports",
+    is_flag=True,
+    help="Let the system pick free ports instead of 8401-8404 (the demo does).",
+)
+@click.option(
     "--control",
     is_flag=True,
     help="Read 'day N' lines on standard input to change the day; answer in JSON lines.",
 )
 def sites_serve(
-    seed: int, scale: str, days: int | None, day: int, host: str, fast: bool, control: bool
+    seed: int,
+    scale: str,
+    days: int | None,
+    day: int,
+    host: str,
+    fast: bool,
+    free_ports: bool,
+    control: bool,
 ) -> None:
     """Serve the four demo sites on loopback and print their URLs."""
     from fixtures.sites import serve
@@ -528,13 +623,17 @@ def sites_serve(
     world = build_world(seed, scale=scale, days=days)
     if not 0 <= day < world.days:
         raise click.BadParameter(f"must be between 0 and {world.days - 1}", param_hint="--day")
-    with serve(world, day=day, host=host, fast=fast) as running:
+    from fixtures.model import SITES
+
+    ports = dict.fromkeys(SITES, 0) if free_ports else None
+    with serve(world, day=day, host=host, ports=ports, fast=fast) as running:
         if control:
             _control_loop(running, world)
             return
         for name, url in running.urls.items():
             click.echo(f"{name:14} {url}")
-        click.echo(f"serving day {day} ({world.start_date}); press Ctrl-C to stop")
+        shown = world.start_date + timedelta(days=day)
+        click.echo(f"serving day {day} ({shown}); press Ctrl-C to stop")
         try:
             _wait_forever()
         except KeyboardInterrupt:

@@ -68,6 +68,7 @@ class SiteProcess:
             str(days),
             "--day",
             "0",
+            "--free-ports",
             "--control",
         ]
         self.proc = subprocess.Popen(

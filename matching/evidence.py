@@ -3,9 +3,9 @@
 A phone number, e-mail address or handle on several ads is *personal* when everything says one
 woman uses it, and *shared* when it is a booking, agency or scam number used for several women.
 
-Numbers seen on one ad (an ad edited from an old number to a new one) have one owner, so they
-form a *lineage* that is judged as a whole: when a network changes its booking number, the new
-number is as shared as the old one from its first ad on.
+Numbers an ad showed one after the other (an ad edited from an old number to a new one) have
+one owner, so they form a *lineage* that is judged as a whole: when a network changes its
+booking number, the new number is as shared as the old one from its first ad on.
 
 A key (or lineage) is shared when its ads fall apart into *groups* that cannot be one woman.
 Ads are in one group when they show a common photo (not a ubiquitous one), or the same nickname
@@ -71,13 +71,21 @@ def ubiquitous_photos(
 
 
 def lineages(keys: Mapping[Key, list[int]], ads: Mapping[int, AdRecord]) -> list[list[Key]]:
-    """Phone keys joined when one ad showed both; every other key is a lineage of its own."""
+    """Phone keys joined when one ad showed one number after the other (an edit replaced the
+    old number); every other key is a lineage of its own.
+
+    Two numbers an ad shows at the same time (a booking number and her own for WhatsApp) may
+    belong to two owners, so they are not joined.
+    """
     union: UnionFind = UnionFind()
     for key in keys:
         _ = union[key]  # looking a key up makes it its own lineage
     for ad in ads.values():
-        if len(ad.phones) > 1:
-            union.union(*(("phone", phone) for phone in ad.phones))
+        if len(ad.phones) < 2:
+            continue
+        for (a, use_a), (b, use_b) in itertools.combinations(sorted(ad.phones.items()), 2):
+            if use_a.last_day < use_b.first_day or use_b.last_day < use_a.first_day:
+                union.union(("phone", a), ("phone", b))
     return sorted((sorted(members) for members in union.to_sets()), key=lambda m: m[0])
 
 

@@ -15,12 +15,13 @@ The clustering runs in two stages.
    * the stated ages fit one woman, and the two never have ads with different nicknames on one
      site at once,
    * when both clusters show phone numbers and no personal number in common (numbers of one
-     lineage, see :func:`matching.evidence.lineages`, count as one), and they are not both
-     ads under one shared number only: either both are her own numbers and they follow each
-     other (:func:`_succession`: she changed her number), or the two place her in the same
-     municipality on most days they are both online (a booking number and her own number, used
-     for the same stay). A scammer who reposts her photos with his own number, elsewhere and
-     while she keeps advertising, fails both.
+     lineage, see :func:`matching.evidence.lineages`, count as one), and neither are they both
+     ads under one shared number only, nor do they share a number that one of her ads shows
+     next to her own (her booking number and her WhatsApp): either both are her own numbers
+     and they follow each other (:func:`_succession`: she changed her number), or the two place
+     her in the same municipality on most days they are both online (a booking number and her
+     own number, used for the same stay). A scammer who reposts her photos with his own number,
+     elsewhere and while she keeps advertising, fails both.
 
 An analyst's ``suppress`` override is a cannot-link: no join ever puts those two ads together.
 """
@@ -64,6 +65,7 @@ class _Cluster:
     tokens: set[Hashable]  # soft evidence: photo clusters, (number, site, nickname)
     phones: set[int]  # lineages (see evidence.lineages) of its numbers
     personal: set[int]  # the lineages of its personal numbers
+    anchored: set[int]  # lineages of shared numbers shown on one ad with a personal number
     ages: set[int]
     sightings: list[Sighting]
     site_days: SiteNicknameDays
@@ -124,6 +126,7 @@ class PersonClusterer:
         ca.tokens |= cb.tokens
         ca.phones |= cb.phones
         ca.personal |= cb.personal
+        ca.anchored |= cb.anchored
         ca.ages |= cb.ages
         ca.sightings.extend(cb.sightings)
         for site, by_name in cb.site_days.items():
@@ -226,8 +229,11 @@ class PersonClusterer:
     def _phones_fit(self, ca: _Cluster, cb: _Cluster) -> bool:
         if not ca.phones or not cb.phones or ca.personal & cb.personal:
             return True
-        if not ca.personal and not cb.personal and ca.phones & cb.phones:
+        common = ca.phones & cb.phones
+        if common and not ca.personal and not cb.personal:
             return True  # ads of one shared number, with her photos: her ads under it
+        if common & (ca.anchored | cb.anchored):
+            return True  # a shared number one of her own ads shows next to her own number
         if ca.personal and cb.personal and self._succession(ca, cb):
             return True
         # Ads under a shared number join her own ads only where she is: a booking number
@@ -274,12 +280,14 @@ def _new_cluster(
     lineage_of: Mapping[str, int],
 ) -> _Cluster:
     personal = [p for p in ad.phones if p in personal_phones]
+    shared = [p for p in ad.phones if p not in personal_phones]
     starts = [ad.phones[p].first_day for p in personal]
     return _Cluster(
         ads=[ad.id],
         tokens=tokens,
         phones={lineage_of[p] for p in ad.phones if p in lineage_of},
         personal={lineage_of[p] for p in personal if p in lineage_of},
+        anchored={lineage_of[p] for p in shared if p in lineage_of} if personal else set(),
         ages={ad.age} if ad.age is not None else set(),
         sightings=list(ad.sightings),
         site_days=site_nickname_days([ad]),

@@ -13,9 +13,11 @@ the network's phrases again and again. So the comparison is between persons:
   than :data:`MAX_PROFILE_SHARE` of the profiles are dropped (every ad says "call me"), and
   two persons' similarity is the best cosine similarity of their profiles in a common language.
 
-Persons at :data:`TEMPLATE_SIMILARITY` or more are template evidence for one network. On the
-demo world (seed 1) person pairs of one network reach it about a third of the time and pairs
-of different networks about once in four thousand.
+A single similarity says little: on the demo world (seed 1), about a third of the pairs of
+women of one network reach 0.4, and about one pair in 3,500 of women of different
+networks does too. :mod:`matching.networks` therefore merges groups of persons by their
+*average* similarity. Pairs at :data:`LINK_SIMILARITY` or more are stored as ``text`` links
+for analysts.
 """
 
 from __future__ import annotations
