@@ -185,6 +185,11 @@ def _print_demo_summary(summary: Any) -> None:
         click.echo(f"  {path}")
     click.echo(f"Database: {masked(summary.db_url)}")
     click.echo(f"Crawl log: {summary.out_dir / 'crawl.log'}")
+    click.echo(f"Ground truth: {summary.out_dir / 'truth'}")
+    click.echo(
+        f"Purpose: demo; pseudonym key: {summary.out_dir / 'demo-pseudonym.key'} "
+        "(see the README to query the demo's database)"
+    )
 
 
 def _evaluation_table(evaluation: dict[str, Any]) -> Any:
