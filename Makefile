@@ -29,9 +29,11 @@ demo: install
 
 test: install lint typecheck migrations-check pytest
 
+PY_CODE := lovitura_crawl pipelines matching fixtures migrations tests bench
+
 lint:
-	$(BIN)/ruff format --check .
-	$(BIN)/ruff check .
+	$(BIN)/ruff format --check $(PY_CODE)
+	$(BIN)/ruff check $(PY_CODE)
 
 typecheck:
 	$(BIN)/mypy lovitura_crawl pipelines matching fixtures
