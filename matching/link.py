@@ -88,6 +88,7 @@ class LinkResult:
     ubiquitous_photos: int
     refusals: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         mode = "full relink" if self.full else "incremental"
@@ -100,6 +101,19 @@ class LinkResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
+
+
+class _Stopwatch:
+    """Seconds spent in each stage of a run, for ``link_runs.stats``."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic()
+        self.laps[stage] = round(now - self._last, 2)
+        self._last = now
 
 
 @dataclass
@@ -133,13 +147,16 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
     """Link every ad into a person (and a network where there is network evidence)."""
     started = time.monotonic()
     now = datetime.now(UTC)
+    clock = _Stopwatch()
     with engine.connect() as conn:
         previous = Watermark() if full else previous_watermark(conn)
         mark = current_watermark(conn)
         inputs = _load(conn, previous, full)
-    evidence = _evidence(inputs)
+    clock.lap("load")
+    evidence = _evidence(inputs, clock)
     clusterer = _cluster_persons(inputs, evidence)
     persons = clusterer.persons()
+    clock.lap("persons")
     templates = template_matches(
         {
             index: [(inputs.raw_texts.get(a, ""), inputs.ads[a].nickname) for a in ads]
@@ -151,6 +168,7 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
         _network_keys(evidence, inputs.texts),
         [(m.person_a, m.person_b, m.similarity) for m in templates],
     )
+    clock.lap("networks")
     links = _new_links(inputs, evidence) + _template_links(persons, templates)
     relevel = _relevel(inputs.stored, evidence) if not full else []
     with engine.begin() as conn:
@@ -175,6 +193,8 @@ def link(engine: Engine, *, full: bool = False) -> LinkResult:
             ubiquitous_photos=len(evidence.ubiquitous),
             refusals=dict(sorted(clusterer.refusals.items())),
         )
+        clock.lap("write")
+        result.stage_seconds = clock.laps
         result.seconds = round(time.monotonic() - started, 2)
         writer.finish_run(run_id, mark, result.as_dict())
     logger.info("link: %s", result)
@@ -270,9 +290,11 @@ def _photo_is_new(photo_id: int, previous: Watermark) -> bool:
 # --- evidence --------------------------------------------------------------------------------
 
 
-def _evidence(inputs: _Inputs) -> _Evidence:
+def _evidence(inputs: _Inputs, clock: _Stopwatch) -> _Evidence:
     photo_matches = inputs.matcher.index_all(inputs.new_photos)
+    clock.lap("photos")
     text_matches = inputs.texts.index_all(inputs.new_texts)
+    clock.lap("texts")
     cluster_of_photo = inputs.matcher.cluster_of()
     photo_clusters: dict[int, set[int]] = defaultdict(set)
     for photo_id, cluster in cluster_of_photo.items():
@@ -303,6 +325,7 @@ def _evidence(inputs: _Inputs) -> _Evidence:
             ad = inputs.ads[ad_id]
             if ad.nickname:
                 tokens.setdefault(ad_id, set()).add(("nickname", number, ad.site, ad.nickname))
+    clock.lap("keys")
     return _Evidence(
         keys=keys,
         verdicts=verdicts,
