@@ -275,19 +275,21 @@ def crawl(
         locked = [] if redis_url else _lock_sites(locks, names, db)
         jobs = [CrawlJob(name, moment, urls.get(name)) for name in names if name not in locked]
         outcomes = run_crawl(jobs, overrides) if jobs else []
-    failed = [
-        o
-        for o in outcomes
-        if o.finish_reason != "finished" or not o.stats.get("lovitura/listing/complete")
-    ]
+    failed = [o for o in outcomes if o.finish_reason != "finished" or not _listing_ok(o.stats)]
     for outcome in outcomes:
-        complete = bool(outcome.stats.get("lovitura/listing/complete"))
-        note = "" if complete else " (listing NOT complete: see the log)"
+        note = "" if _listing_ok(outcome.stats) else " (listing NOT complete: see the log)"
         click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}{note}")
     if failed:
         sys.exit(1)
     if locked:
         sys.exit(EXIT_LOCKED)
+
+
+def _listing_ok(stats: dict[str, Any]) -> bool:
+    """The crawl read its whole listing (a worker of a shared crawl: its own part of it)."""
+    from lovitura_crawl.spiders.base import COMPLETE_STAT, SHARED_PART_STAT
+
+    return bool(stats.get(COMPLETE_STAT) or stats.get(SHARED_PART_STAT))
 
 
 def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:

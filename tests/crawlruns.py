@@ -68,13 +68,18 @@ def crawl_command(
     return command
 
 
-def start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """Start a crawl in its own process group (so a kill reaches its photo workers too)."""
+def start(command: list[str], cwd: Path, log: Path | None = None) -> subprocess.Popen[str]:
+    """Start a crawl in its own process group (so a kill reaches its photo workers too).
+
+    Its output goes to pipes, or to the file ``log`` when several crawls run at once: a crawl
+    whose pipe nobody reads blocks when the pipe is full.
+    """
+    output: Any = subprocess.PIPE if log is None else log.open("w", encoding="utf-8")
     return subprocess.Popen(
         command,
         cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
         text=True,
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -76,22 +76,16 @@ def lovitura_lines(logs: list[str]) -> str:
 
 
 def run_workers(command: list[str], cwd: Path) -> list[str]:
-    procs = [start(command, cwd) for _ in range(WORKERS)]
-    logs = []
-    for proc in procs:
-        _, log = proc.communicate(timeout=600)
-        assert proc.returncode == 0, log[-3000:]
-        logs.append(log)
-    return logs
+    """Run the workers together; their logs (written to files, never to unread pipes)."""
+    logs = [cwd / f"worker-{uuid.uuid4().hex[:8]}.log" for _ in range(WORKERS)]
+    procs = [start(command, cwd, log) for log in logs]
+    for proc, log in zip(procs, logs, strict=True):
+        proc.wait(timeout=600)
+        assert proc.returncode == 0, log.read_text(encoding="utf-8")[-3000:]
+    return [log.read_text(encoding="utf-8") for log in logs]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    run=False,
-    strict=True,
-    reason="known shortcoming (issue 4, open): the two scrapy-redis workers hang or one dies "
-    "before the shared listing is marked complete; not run until fixed",
-)
 def test_two_workers_share_a_crawl(world: World, db_url: str, prefix: str, tmp_path: Path) -> None:
     settings = {**SETTINGS, "LOVITURA_REDIS_PREFIX": prefix}
     logs: list[list[str]] = []

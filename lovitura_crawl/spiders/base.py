@@ -50,6 +50,7 @@ ASSETS = frozenset({"image", "media", "font", "stylesheet"})  # not needed to re
 LISTING_PAGE = "lovitura_listing_page"  # request meta: a listing page (its failure matters)
 LISTED = "lovitura_listed"  # request meta of an ad page: the ListedAd it came from
 COMPLETE_STAT = "lovitura/listing/complete"
+SHARED_PART_STAT = "lovitura/shared/part-ok"  # a worker of a shared crawl: no listing failure
 GONE_ANSWERS = frozenset({"http-404", "http-410"})
 UNREAD = "unread"  # stored as the signature of a known ad whose page failed (signatures are hex)
 
@@ -218,6 +219,9 @@ class SiteSpider(scrapy.Spider):
         if self.shared is not None:
             if not self.shared.finished():
                 raise DontCloseSpider
+            # Only the finisher speaks for the whole crawl (and marks gone); the others say
+            # whether their own part went well.
+            self.crawler.stats.set_value(SHARED_PART_STAT, self._listing_failures == 0)
             complete = self.shared.marks_gone
         self.crawler.stats.set_value(COMPLETE_STAT, complete)
         self.crawler.stats.set_value("lovitura/listing/pages", self._listing_pages)
