@@ -715,7 +715,14 @@ def _register_privacy_commands() -> None:
     register(main)
 
 
+def _register_ingest_commands() -> None:
+    from lovitura_crawl.cli_ingest import register
+
+    register(main)
+
+
 _register_privacy_commands()
+_register_ingest_commands()
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)

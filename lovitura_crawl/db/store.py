@@ -250,12 +250,16 @@ class AdStore:
         else:
             ad_id = row.id
             digest = content_hash(item)
-            changed = not listing_only and digest != row.content_hash
+            older = seen < parse_time(row.last_seen_at)
+            # An older observation (a re-ingested file, a replay of old pages) is compared with
+            # the version valid when it was made, not with the ad's latest content.
+            then = self._content_at(conn, ad_id, seen) if older else row.content_hash
+            changed = not listing_only and digest != then
             self._touch_ad(conn, ad_id, item, seen, row, changed, code, country, method)
             result = StoreResult(updated=1) if changed else StoreResult(unchanged=1)
             existing[key] = _Row(
                 ad_id,
-                digest if changed else row.content_hash,
+                digest if changed and not older else row.content_hash,
                 min(parse_time(row.first_seen_at), seen),
                 max(parse_time(row.last_seen_at), seen),
             )
@@ -302,6 +306,15 @@ class AdStore:
         ).scalar_one()
         return int(ad_id)
 
+    def _content_at(self, conn: Connection, ad_id: int, seen: datetime) -> str | None:
+        """The content hash of the version of ``ad_id`` valid at ``seen`` (None: none yet)."""
+        return conn.execute(
+            select(VERSIONS.c.content_hash)
+            .where(VERSIONS.c.ad_id == ad_id, VERSIONS.c.valid_from <= seen)
+            .order_by(VERSIONS.c.valid_from.desc())
+            .limit(1)
+        ).scalar()
+
     def _touch_ad(
         self,
         conn: Connection,
@@ -315,9 +328,12 @@ class AdStore:
         method: str | None,
     ) -> None:
         values: dict[str, Any] = {}
-        newest = seen >= parse_time(row.last_seen_at)
+        last = parse_time(row.last_seen_at)
+        newest = seen >= last
         if newest:
-            values.update(last_seen_at=seen, gone_at=None, **_crawl_values(item, seen))
+            values.update(last_seen_at=seen, **_crawl_values(item, seen))
+            if seen > last:  # seen again after it was marked gone (the same sighting is not)
+                values["gone_at"] = None
             if changed:
                 values.update(_ad_values(item, code, country, method))
                 values["content_hash"] = content_hash(item)
