@@ -30,6 +30,7 @@ LOVITURA_RETRY_AFTER_TIMES = 4  # refusals of one request before it is given up
 LOVITURA_SITE_REGIONS: dict[str, str] = {"escortgids": "NL"}  # default phone region per site
 LOVITURA_SITE_URLS: dict[str, str] = {}  # base URL per site name (the demo world sets these)
 LOVITURA_STORE_BATCH = 200  # items per database transaction
+LOVITURA_WARC_DIR = None  # folder to record every crawl's responses in, as WARC files
 
 # --- Politeness ----------------------------------------------------------------------------
 USER_AGENT = "LovituraCrawl/0.1 (+https://github.com/lovitura/lovitura-crawl; research crawler)"
@@ -61,6 +62,8 @@ DOWNLOADER_MIDDLEWARES = {
     "lovitura_crawl.middlewares.RobotsTxtMiddleware": 100,
     # Above RetryMiddleware (550): it sees a 429 first and waits out Retry-After.
     "lovitura_crawl.middlewares.RetryAfterMiddleware": 560,
+    # Next to the download handler: records what the site answered (LOVITURA_WARC_DIR).
+    "lovitura_crawl.ingest_warc.WarcRecorderMiddleware": 960,
 }
 
 # --- Pipelines (spaced numbers; one job per module, see docs/pipelines.md) ------------------
