@@ -15,6 +15,7 @@ NEWSPIDER_MODULE = "lovitura_crawl.spiders"
 
 # --- Lovitura settings (alphabetical) -------------------------------------------------------
 LOVITURA_ALLOWED_PRIVATE_HOSTS: list[str] = []  # private-address hosts that may be crawled
+LOVITURA_BROWSER_PAGES = 2  # browser tabs per crawl of a browser site, reused page after page
 LOVITURA_CLOCK = None  # ISO 8601 time to stamp observations with (replays, simulated days)
 LOVITURA_DATABASE_URL = None  # None: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite
 LOVITURA_INCREMENTAL = True  # skip ad pages whose listing entry shows no change
@@ -64,6 +65,8 @@ DOWNLOADER_MIDDLEWARES = {
     "lovitura_crawl.middlewares.RetryAfterMiddleware": 560,
     # Next to the download handler: records what the site answered (LOVITURA_WARC_DIR).
     "lovitura_crawl.ingest_warc.WarcRecorderMiddleware": 960,
+    # Last before the download handler: browser requests take a reused tab (spiders/browser.py).
+    "lovitura_crawl.spiders.browser.BrowserPageMiddleware": 950,
 }
 
 # --- Pipelines (spaced numbers; one job per module, see docs/pipelines.md) ------------------
@@ -100,7 +103,7 @@ PLAYWRIGHT_LAUNCH_OPTIONS = {
         "--no-first-run",
     ],
 }
-PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4  # at least LOVITURA_BROWSER_PAGES
 PLAYWRIGHT_MAX_CONTEXTS = 2
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
 

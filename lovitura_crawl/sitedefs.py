@@ -140,9 +140,16 @@ ROODLICHT = SiteDefinition(
         node='//ol[@class="ads"]/li[@class="ad-row"]',
         link='.//a[@class="ad-link"]/@href',
         ad_id=Field('.//a[@class="ad-link"]/@href', pattern=r"/advertentie/(\d+)-"),
-        # Title, nickname, age, place, text snippet, bump date and photo count, and the
-        # first photo: an edit bumps the ad, so its date changes with every edit.
-        signature=("string(.)", ".//img/@src"),
+        # What the row shows of the ad's content (title, nickname, age, place, text snippet,
+        # photo count, first photo) and the date of its last edit ("gewijzigd"), which is
+        # not in the text snippet or the photos alone (a new number, a second photo). Not
+        # the bump date and "omhoog" marker: a paid bump moves the ad up without an edit.
+        signature=(
+            './/div[@class="summary"]',
+            './/span[@class="edited"]',
+            './/span[@class="photos"]',
+            ".//img/@src",
+        ),
     ),
     ad_id_field=Field('//article[@class="advertentie"]/@data-id'),
     fields={
@@ -169,12 +176,13 @@ NACHTVLINDER = SiteDefinition(
         node='//div[@class="nv-grid"]/a[contains(@class, "nv-card")]',
         link="@href",
         ad_id=Field("@data-id"),
-        # The card's "updated" time is exact (an edit updates it); the shown time is
-        # formatted by the browser, so the machine-readable datetime is taken instead.
+        # The card's content and the day of its last edit ("bewerkt"; the shown text is
+        # formatted by the browser, so the machine-readable datetime is taken). Not the
+        # "updated" time: a paid bump changes it without an edit.
         signature=(
             './/*[@class="nv-card-title"]',
             './/*[@class="nv-card-meta"]',
-            ".//time/@datetime",
+            './/time[@class="nv-edited"]/@datetime',
             ".//img/@src",
             './/*[@class="nv-count"]',
         ),
@@ -209,8 +217,9 @@ ESCORTGIDS = SiteDefinition(
         node='//div[@class="eg-cards"]/a[@class="eg-card"]',
         link="@href",
         ad_id=Field("@data-id"),
-        # Cards show no date, only an "Updated today" badge: the badge asks for a fetch and
-        # stays out of the signature (it comes and goes without an edit).
+        # Cards show no date, only an "Updated today" badge on ads edited today (a bump
+        # only moves the card up): the badge asks for a fetch and stays out of the
+        # signature (it comes and goes without an edit).
         signature=(
             './/span[@class="eg-card-name"]',
             './/span[@class="eg-card-city"]',

@@ -138,6 +138,27 @@ def test_every_edit_shows_on_the_listing(site: str, world: World, sites: DemoSit
     assert edits > 0, "the world made no edit: the test proves nothing"
 
 
+@pytest.mark.parametrize("site", ["roodlicht", "escortgids"])  # prikbord never bumps
+def test_a_bump_alone_changes_no_listing_entry(site: str, world: World, sites: DemoSites) -> None:
+    """A paid bump moves the ad up but edits nothing: its page need not be fetched again."""
+    before: dict[str, tuple[ListedAd, AdSnapshot]] = {}
+    bumps = 0
+    for day in range(world.days):
+        sites.set_day(day)
+        entries = listing_entries(site, sites.urls[site])
+        ads = {ad.site_ad_id: ad for ad in world.ads_on(site, day)}
+        for ad_id, entry in entries.items():
+            if ad_id not in before:
+                continue
+            old_entry, old_ad = before[ad_id]
+            if content(ads[ad_id]) == content(old_ad) and ads[ad_id].bumped_on > old_ad.bumped_on:
+                bumps += 1
+                assert entry.signature == old_entry.signature, f"day {day}: bump of {ad_id}"
+                assert not entry.updated_today, f"day {day}: bump of {ad_id} marked as updated"
+        before = {ad_id: (entries[ad_id], ads[ad_id]) for ad_id in entries}
+    assert bumps > 0, "the world bumped no ad: the test proves nothing"
+
+
 # --- the store ---------------------------------------------------------------------------------
 
 

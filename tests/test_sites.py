@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -238,6 +239,39 @@ def test_edited_ads_show_their_new_version_the_next_day(
     moved = fetch(url + "-" + slugify(before.title))
     assert moved.status == 301 and moved.headers["location"].endswith(slugify(after.title))
     assert follow(url).html().css("h1.ad-title::text").get() == after.title
+
+
+def _content(ad: AdSnapshot) -> tuple[Any, ...]:
+    return (ad.title, ad.text, ad.place_text, ad.phone_text, ad.nickname, ad.age, ad.photo_ids)
+
+
+def test_nachtvlinder_listing_tells_an_edit_from_a_bump(big_world: World) -> None:
+    """The API's "edited" day moves on an edit only; "updated" (the bump time) moves on both."""
+    counts = {"edits": 0, "bumps": 0}
+    before: dict[str, tuple[dict[str, Any], AdSnapshot]] = {}
+    with serve(big_world, ports=FREE_PORTS, fast=True) as running:
+        for day in range(6):
+            running.set_day(day)
+            base, today = running.urls["nachtvlinder"], big_world.start_date + timedelta(days=day)
+            listing = fetch(base + "api/ads?page=1").json()
+            pages = [listing] + [
+                fetch(base + f"api/ads?page={n}").json() for n in range(2, listing["pages"] + 1)
+            ]
+            ads = {ad.site_ad_id: ad for ad in big_world.ads_on("nachtvlinder", day)}
+            cards = {card["id"]: card for page in pages for card in page["ads"]}
+            for ad_id, card in cards.items():
+                if ad_id not in before:
+                    continue
+                old_card, old_ad = before[ad_id]
+                if _content(ads[ad_id]) != _content(old_ad):
+                    counts["edits"] += 1
+                    assert card["edited"] == today.isoformat()
+                elif ads[ad_id].bumped_on > old_ad.bumped_on:
+                    counts["bumps"] += 1
+                    assert card["edited"] == old_card["edited"], f"day {day}: bump of {ad_id}"
+                    assert card["updated"] != old_card["updated"]
+            before = {ad_id: (cards[ad_id], ads[ad_id]) for ad_id in cards}
+    assert counts["edits"] > 0 and counts["bumps"] > 0, counts
 
 
 def test_photos_of_ads_offline_today_are_404(big_sites: DemoSites, big_world: World) -> None:

@@ -9,6 +9,7 @@ pages are also read offline, through the site definitions, for their numbers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from fixtures.sites.worldview import WorldView
 from fixtures.world import World, build_world
 from lovitura_crawl.sitedefs import SITE_DEFINITIONS, Field, SiteDefinition
 from lovitura_crawl.spiders.base import SiteSpider, extract
+from lovitura_crawl.spiders.browser import BROWSER_PAGES, PAGE, PagePool
 from pipelines.phones import extract_phones
 
 CLOCK = "2026-11-03T12:00:00+01:00"
@@ -219,6 +221,7 @@ def test_nachtvlinder_spider_clicks_for_the_phone_in_chromium(
         if any(ad.phone_text for ad in world.ads_on("nachtvlinder", day)):
             assert any(item.get("phone_text") for item in items)
             assert stats.get("playwright/request_count/method/POST")  # "toon nummer" clicks
+        assert stats["playwright/page_count"] <= BROWSER_PAGES  # tabs reused, not one per page
 
 
 LINK_STYLES = frozenset({"tel_link", "whatsapp_link", "whatsapp_api"})
@@ -366,3 +369,48 @@ def test_demo_world_ad_pages_give_the_spiders_every_number(site: str, demo: Worl
             links += '<a href="' in ad.text
             pairs += len(numbers) == 2
     assert links >= 10 and pairs >= 10, (links, pairs)
+
+
+class FakeTab:
+    """Stands in for a Playwright page: the pool only asks whether it is closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+def test_browser_tabs_are_reused_and_shared_in_turn() -> None:
+    from scrapy import Request as ScrapyRequest
+
+    async def scenario() -> None:
+        pool = PagePool(2)
+        first, second, third = (ScrapyRequest(f"http://x/{n}") for n in range(3))
+        await pool.acquire(first)
+        await pool.acquire(second)
+        assert PAGE not in first.meta  # fewer tabs than the pool's size: the handler opens one
+        tab_a, tab_b = FakeTab(), FakeTab()
+        first.meta[PAGE], second.meta[PAGE] = tab_a, tab_b  # as scrapy-playwright does
+        waiting = asyncio.ensure_future(pool.acquire(third))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # both tabs busy: the third request waits its turn
+        retried = first.copy()  # a retry goes on in its own tab without waiting
+        await asyncio.wait_for(pool.acquire(retried), 1)
+        assert retried.meta[PAGE] is tab_a
+        pool.release(second)
+        await asyncio.wait_for(waiting, 1)
+        assert third.meta[PAGE] is tab_b  # the freed tab, not a new one
+        tab_a.closed = True
+        pool.release(retried)  # a closed tab makes room for a new one
+        fourth = ScrapyRequest("http://x/4")
+        await asyncio.wait_for(pool.acquire(fourth), 1)
+        assert PAGE not in fourth.meta
+        pool.release(fourth)  # its tab was never opened (the browser failed): room again
+        fifth = ScrapyRequest("http://x/5")
+        await asyncio.wait_for(pool.acquire(fifth), 1)
+        assert PAGE not in fifth.meta
+
+    asyncio.run(scenario())
+    with pytest.raises(ValueError, match="at least 1"):
+        PagePool(0)

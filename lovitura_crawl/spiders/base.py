@@ -35,6 +35,7 @@ from lovitura_crawl.dates import iso_date
 from lovitura_crawl.db.store import LISTING_ONLY, LISTING_SIGNATURE
 from lovitura_crawl.items import AdItem
 from lovitura_crawl.sitedefs import Field, ListingEntry, SiteDefinition
+from lovitura_crawl.spiders.browser import BROWSER_PAGES, PagePool
 from lovitura_crawl.spiders.incremental import (
     REFETCH_DAYS,
     DetailPolicy,
@@ -71,11 +72,15 @@ class SiteSpider(scrapy.Spider):
         self._listing_pages = 0  # listing pages read
         self._listing_failures = 0  # listing pages that failed for good
         self.shared: Any = None  # lovitura_crawl.spiders.shared.SharedCrawl with Redis
+        self.pages: PagePool | None = None  # the browser tabs, on sites that need a browser
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
         spider: SiteSpider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        if cls.definition.browser is not None:
+            size = crawler.settings.getint("LOVITURA_BROWSER_PAGES", BROWSER_PAGES)
+            spider.pages = PagePool(size)
         if crawler.settings.get("LOVITURA_REDIS_URL"):
             from lovitura_crawl.spiders.shared import SharedCrawl
 
