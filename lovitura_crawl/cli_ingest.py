@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 # Not from lovitura_crawl.cli, which imports this module (and runs as __main__ in `python -m`).
-from lovitura_crawl.cli_privacy import DB_OPTION, PURPOSE_OPTION, _purpose
+from lovitura_crawl.cli_privacy import DB_OPTION, KEY_OPTION, PURPOSE_OPTION, _key, _purpose
 from lovitura_crawl.db.engine import make_engine, resolve_url
 
 console = Console(stderr=True)
@@ -176,6 +176,76 @@ def _replay(warcs: list[Path], site: str, db: str, case: str, settings: dict[str
         raise click.ClickException("a replay ended early: see the log (-s LOG_LEVEL=INFO)")
 
 
+@click.command()
+@DB_OPTION
+@PURPOSE_OPTION
+@KEY_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines in the item schema (docs/items.md).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write (readable by its owner only).",
+)
+@click.option("--site", default=None, help="Only the ads of this site.")
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Write phone numbers, addresses, handles and photo URLs in clear instead of "
+    "pseudonyms (recorded in the audit log).",
+)
+def export(
+    db_url: str | None,
+    purpose: str | None,
+    key_file: Path | None,
+    fmt: str,
+    out: Path,
+    site: str | None,
+    clear: bool,
+) -> None:
+    """Write every stored observation in the item schema, for `lovitura ingest` elsewhere.
+
+    One line per ad per day seen, with what the ad said that day and its photos'
+    fingerprints. Phone numbers, e-mail addresses, handles, web addresses and photo URLs are
+    keyed pseudonyms unless --clear is given. Every export is recorded in the audit log with
+    its purpose, row count and the file's SHA-256.
+    """
+    from lovitura_crawl.crawl import project_settings
+    from lovitura_crawl.export_items import write_export
+    from lovitura_crawl.privacy import audit
+
+    engine = make_engine(db_url)
+    case = _purpose(engine, purpose)
+    key = None if clear else _key(key_file)
+    regions = project_settings().getdict("LOVITURA_SITE_REGIONS")
+    result = write_export(engine, out, key=key, regions=regions, site=site)
+    try:
+        audit.append(
+            engine,
+            audit.current_actor(),
+            case,
+            "export --clear" if clear else "export",
+            {"format": fmt, "site": site or ""},
+            result.rows,
+            result.sha256,
+            file_path=result.path,
+        )
+    except audit.AuditError:
+        out.unlink(missing_ok=True)
+        raise
+    finally:
+        engine.dispose()
+    click.echo(f"wrote {result.rows} items to {result.path} (sha256 {result.sha256})")
+
+
 def register(main: click.Group) -> None:
     """Add ``ingest`` and ``export`` to the ``lovitura`` group."""
     main.add_command(ingest)
+    main.add_command(export)

@@ -83,7 +83,7 @@ class WarcRecorderMiddleware:
     def from_crawler(cls, crawler: Any) -> WarcRecorderMiddleware:
         folder = crawler.settings.get("LOVITURA_WARC_DIR")
         if not folder:
-            raise NotConfigured("LOVITURA_WARC_DIR is not set")
+            raise NotConfigured  # no message: Scrapy would log every crawl as a warning
         middleware = cls(crawler, Path(folder))
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)

@@ -18,6 +18,8 @@ SCHEMA_KEY = "schema_version"  # optional in an item; absent means version 1
 TEXT_FIELDS = ("title", "text", "place", "phone_text", "nickname", "age", "posted_at")
 # Fields the pipelines compute: a value in the input is replaced, never trusted.
 DERIVED_FIELDS = ("phones", "location", "fields")
+FETCHABLE = ("http://", "https://", "demo://")  # demo:// photos are left alone by the pipeline
+UNFETCHABLE = "unfetchable-url"  # the error stored for a photo with no file and no http URL
 # Longest values the database columns take (lovitura_crawl/db/models.py).
 MAX_LENGTHS = {"site": 50, "site_ad_id": 200, "nickname": 200, "posted_at": 40}
 
@@ -41,7 +43,8 @@ def check_item(data: Any, base: PurePosixPath | None = None) -> CheckedItem:
 
     Unknown keys go into ``extra``; derived fields (``phones``, ``location``, ``fields``) are
     dropped, the pipelines compute them. Photo paths must be relative and stay inside the folder
-    of the input file; with ``base`` (that folder) they are made absolute.
+    of the input file; with ``base`` (that folder) they are made absolute. A photo's
+    ``fingerprint`` (as ``lovitura export`` writes it) is checked and taken as is.
     """
     if not isinstance(data, dict):
         raise ItemError("not-an-object", f"an item must be a JSON object, not {_kind(data)}")
@@ -119,8 +122,24 @@ def _photos(value: Any, base: PurePosixPath | None) -> tuple[list[dict[str, Any]
         if path is not None:
             path = _photo_path(path, base)
             files += 1
-        photos.append({"url": photo["url"], "path": path})
+        entry: dict[str, Any] = {"url": photo["url"], "path": path}
+        if photo.get("fingerprint") is not None:
+            entry["fingerprint"] = _fingerprint(photo["fingerprint"], position)
+        elif path is None and not photo["url"].startswith(FETCHABLE):
+            # Nothing to read it from (a pseudonymised export's pf_... URL): stored as such.
+            entry["error"] = UNFETCHABLE
+        photos.append(entry)
     return photos, files
+
+
+def _fingerprint(value: Any, position: int) -> dict[str, Any]:
+    """A fingerprint as ``lovitura export`` writes it, checked (taken instead of the photo)."""
+    from pipelines.photos import Fingerprint
+
+    try:
+        return Fingerprint.from_json(value).as_json()
+    except (ValueError, TypeError) as exc:
+        raise ItemError("bad-fingerprint", f"photo {position + 1}: {exc}") from exc
 
 
 def _photo_path(path: Any, base: PurePosixPath | None) -> str:

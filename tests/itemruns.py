@@ -48,6 +48,15 @@ def lovitura(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ingest(path: Path, db_url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``lovitura ingest PATH`` into ``db_url``, which must succeed."""
+    done = lovitura(
+        "ingest", str(path), "--db", db_url, "--purpose", PURPOSE, *extra, cwd=path.parent
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def registered(db_url: str, migrate: bool = False) -> str:
     """``db_url`` with the tests' purpose registered (migrated first with ``migrate``)."""
     if migrate:

@@ -9,7 +9,6 @@ process). The item files are the tiny demo world's observations with local photo
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,7 +23,7 @@ from fixtures.world_items import write_world_items
 from lovitura_crawl.db import models
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.itemschema import ItemError, check_item
-from tests.itemruns import PURPOSE, crawl_days, lovitura, registered, serving, snapshot
+from tests.itemruns import crawl_days, ingest, lovitura, registered, serving, snapshot
 
 HTTP_SITES = ("roodlicht", "escortgids", "prikbord")
 
@@ -77,13 +76,29 @@ def test_a_bad_item_is_refused_with_its_reason(change: dict[str, Any], reason: s
 
 
 def test_photo_paths_are_taken_relative_to_the_input_folder() -> None:
-    data = {**good(), "photos": [{"url": "u1", "path": "photos/a.jpg"}, {"url": "u2"}]}
+    web = "https://example.invalid/p.jpg"
+    data = {**good(), "photos": [{"url": "u1", "path": "photos/a.jpg"}, {"url": web}]}
     checked = check_item(data, PurePosixPath("/data/in"))
     assert checked.item["photos"] == [
         {"url": "u1", "path": "/data/in/photos/a.jpg"},
-        {"url": "u2", "path": None},
+        {"url": web, "path": None},
     ]
     assert checked.photo_files == 1
+
+
+def test_a_photo_with_a_fingerprint_or_nothing_to_fetch_is_not_fetched() -> None:
+    from pipelines.photos import fingerprint
+
+    world = build_world(1, scale="tiny")
+    photo_id = next(iter(world.iter_observations()))["photos"][0]["url"].split("/")[-1]
+    print_ = fingerprint(world.photo_bytes(photo_id)[0]).as_json()
+    data = {**good(), "photos": [{"url": "pf_1", "fingerprint": print_}, {"url": "pf_2"}]}
+    photos = check_item(data).item["photos"]
+    assert photos[0]["fingerprint"] == print_ and "error" not in photos[0]
+    assert photos[1]["error"] == "unfetchable-url"
+    with pytest.raises(ItemError) as caught:
+        check_item({**good(), "photos": [{"url": "pf_1", "fingerprint": {"v": 1}}]})
+    assert caught.value.reason == "bad-fingerprint"
 
 
 # --- ingest ----------------------------------------------------------------------------------
@@ -92,14 +107,6 @@ def test_photo_paths_are_taken_relative_to_the_input_folder() -> None:
 @pytest.fixture(scope="module")
 def world() -> World:
     return build_world(1, scale="tiny")
-
-
-def ingest(path: Path, db_url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    done = lovitura(
-        "ingest", str(path), "--db", db_url, "--purpose", PURPOSE, *extra, cwd=path.parent
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 def summary_count(output: str, label: str) -> int:
