@@ -604,6 +604,13 @@ def sites() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
 @click.option("--fast", is_flag=True, help="No slow responses and no 429s (tests).")
 @click.option(
+    "--pace",
+    type=click.FloatRange(min=0.01, max=1.0),
+    default=1.0,
+    show_default=True,
+    help="Time scale of prikbord's slow pages, rate limit and Retry-After (the demo: 0.25).",
+)
+@click.option(
     "--free-ports",
     is_flag=True,
     help="Let the system pick free ports instead of 8401-8404 (the demo does).",
@@ -620,6 +627,7 @@ def sites_serve(
     day: int,
     host: str,
     fast: bool,
+    pace: float,
     free_ports: bool,
     control: bool,
 ) -> None:
@@ -633,7 +641,7 @@ def sites_serve(
     from fixtures.model import SITES
 
     ports = dict.fromkeys(SITES, 0) if free_ports else None
-    with serve(world, day=day, host=host, ports=ports, fast=fast) as running:
+    with serve(world, day=day, host=host, ports=ports, fast=fast, pace=pace) as running:
         if control:
             _control_loop(running, world)
             return

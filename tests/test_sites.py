@@ -555,6 +555,22 @@ def test_prikbord_is_slow_on_some_pages_unless_fast(world: World) -> None:
     assert not plan.draws_error(0, slow) or Prikbord(view).handle(request).status == 500
     assert Prikbord(view, fast=False).handle(request).delay == SLOW_SECONDS
     assert Prikbord(view, fast=True).handle(request).delay == 0
+    assert Prikbord(view, pace=0.25).handle(request).delay == SLOW_SECONDS / 4
+
+
+def test_prikbord_at_the_demos_pace_still_refuses_a_burst(world: World) -> None:
+    """Scaled in time, the rate limit allows four times the rate and asks for a shorter wait."""
+    site = Prikbord(WorldView(world), pace=0.25)
+    site.limiter = SlidingWindowLimiter(site.limiter.limit, clock=lambda: 0.0)  # one instant
+    plan = FaultPlan(world.seed, "prikbord")
+    targets = (f"/viewforum.php?f=1&sid={n}" for n in range(500))
+    quiet = [t for t in targets if not plan.draws_error(0, t)][: RATE_LIMIT * 4 + 1]
+    statuses = [
+        site.handle(Request("GET", "/viewforum.php", {"f": ["1"]}, {}, "127.0.0.1", t))
+        for t in quiet
+    ]
+    assert [answer.status for answer in statuses] == [200] * RATE_LIMIT * 4 + [429]
+    assert statuses[-1].headers["Retry-After"] == "1"
 
 
 def test_prikbord_serves_broken_photos(big_sites: DemoSites, big_world: World) -> None:
