@@ -141,9 +141,23 @@ def demo(seed: int, days: int, scale: str, db_url: str | None, out_dir: Path, re
     with _progress() as progress:
         task = progress.add_task("crawling simulated days", total=days)
 
+        stages = {"crawl": "crawling", "link": "linking", "report": "writing the reports"}
+        last_day = [""]  # what the day before saw, shown while the next one runs
+
+        def on_stage(day: int, stage: str) -> None:
+            where = f"day {day + 1}/{days} " if day < days else ""
+            progress.update(task, description=f"{where}{stages[stage]}{last_day[0]}")
+
         def on_day(day: int, outcomes: list[Any]) -> None:
             items = sum(o.items for o in outcomes)
-            progress.update(task, advance=1, description=f"day {day + 1}/{days}: {items} ads seen")
+            fetched = sum(
+                int(value)
+                for o in outcomes
+                for name, value in o.stats.items()
+                if name.startswith("lovitura/detail/fetch/")
+            )
+            last_day[0] = f" (day {day + 1}: {items} ads seen, {fetched} ad pages read)"
+            progress.update(task, advance=1)
 
         try:
             summary = run_demo(
@@ -154,6 +168,7 @@ def demo(seed: int, days: int, scale: str, db_url: str | None, out_dir: Path, re
                 out_dir=out_dir,
                 reset=reset,
                 on_day=on_day,
+                on_stage=on_stage,
             )
         except DemoError as exc:
             raise click.ClickException(str(exc)) from exc

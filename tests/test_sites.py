@@ -25,7 +25,7 @@ from fixtures.bodylinks import link_targets, plain_text, split_links
 from fixtures.model import SITES, AdSnapshot
 from fixtures.sites import DayError, DemoSites, serve
 from fixtures.sites.faults import SLOW_SECONDS, FaultPlan, PhotoFault
-from fixtures.sites.prikbord import RATE_LIMIT, Prikbord
+from fixtures.sites.prikbord import RATE_LIMIT, RETRY_AFTER_SECONDS, Prikbord
 from fixtures.sites.ratelimit import SlidingWindowLimiter
 from fixtures.sites.server import Request
 from fixtures.sites.textformat import dutch_date, paragraphs, slugify, tel_href
@@ -514,6 +514,7 @@ def test_prikbord_answers_a_burst_with_429_and_retry_after(world: World) -> None
     plan = FaultPlan(world.seed, "prikbord")
     targets = (f"/viewforum.php?f=1&sid={n}" for n in range(500))
     quiet = [t for t in targets if not plan.draws_error(0, t) and not plan.slow(0, t)]
+    quiet = [t for t in quiet if not plan.draws_busy(0, t)]
     with serve(world, ports=FREE_PORTS) as running:
         base = running.urls["prikbord"].rstrip("/")
         answers = [fetch(base + target) for target in quiet[: RATE_LIMIT + 5]]
@@ -549,7 +550,11 @@ def test_prikbord_fails_some_urls_once_and_a_retry_succeeds(sites: DemoSites, wo
 
 def test_prikbord_is_slow_on_some_pages_unless_fast(world: World) -> None:
     plan = FaultPlan(world.seed, "prikbord")
-    slow = next(t for n in range(500) if plan.slow(0, t := f"/viewforum.php?f=2&sid={n}"))
+    slow = next(
+        t
+        for n in range(500)
+        if plan.slow(0, t := f"/viewforum.php?f=2&sid={n}") and not plan.draws_busy(0, t)
+    )
     request = Request("GET", "/viewforum.php", {"f": ["2"]}, {}, "127.0.0.1", slow)
     view = WorldView(world)
     assert not plan.draws_error(0, slow) or Prikbord(view).handle(request).status == 500
@@ -558,13 +563,35 @@ def test_prikbord_is_slow_on_some_pages_unless_fast(world: World) -> None:
     assert Prikbord(view, pace=0.25).handle(request).delay == SLOW_SECONDS / 4
 
 
+def test_prikbord_sheds_load_with_a_429_once_a_day_on_some_urls(world: World) -> None:
+    """However slowly it is asked: a crawler that waits out Retry-After then gets the page."""
+    plan = FaultPlan(world.seed, "prikbord")
+    ad_id = day_ids(world, "prikbord", 0)[0]
+    busy = next(
+        t
+        for n in range(2000)
+        if plan.draws_busy(0, t := f"/viewtopic.php?t={ad_id}&sid={n}")
+        and not plan.draws_error(0, t)
+    )
+    request = Request("GET", "/viewtopic.php", {"t": [ad_id]}, {}, "127.0.0.1", busy)
+    for pace, wait in ((1.0, RETRY_AFTER_SECONDS), (0.25, 1)):
+        site = Prikbord(WorldView(world), pace=pace)
+        refused = site.handle(request)
+        assert refused.status == 429 and refused.headers["Retry-After"] == str(wait)
+        assert site.handle(request).status == 200
+    assert Prikbord(WorldView(world), fast=True).handle(request).status == 200
+    share = sum(plan.draws_busy(0, f"/viewtopic.php?t={n}") for n in range(4000)) / 4000
+    assert 0 < share < 0.02
+
+
 def test_prikbord_at_the_demos_pace_still_refuses_a_burst(world: World) -> None:
     """Scaled in time, the rate limit allows four times the rate and asks for a shorter wait."""
     site = Prikbord(WorldView(world), pace=0.25)
     site.limiter = SlidingWindowLimiter(site.limiter.limit, clock=lambda: 0.0)  # one instant
     plan = FaultPlan(world.seed, "prikbord")
     targets = (f"/viewforum.php?f=1&sid={n}" for n in range(500))
-    quiet = [t for t in targets if not plan.draws_error(0, t)][: RATE_LIMIT * 4 + 1]
+    quiet = [t for t in targets if not plan.draws_error(0, t) and not plan.draws_busy(0, t)]
+    quiet = quiet[: RATE_LIMIT * 4 + 1]
     statuses = [
         site.handle(Request("GET", "/viewforum.php", {"f": ["1"]}, {}, "127.0.0.1", t))
         for t in quiet
