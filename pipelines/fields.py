@@ -43,6 +43,7 @@ from itemadapter import ItemAdapter
 from lovitura_crawl import gazetteer
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
 from lovitura_crawl.dates import MONTHS
+from lovitura_crawl.db.store import is_listing_only
 
 logger = logging.getLogger(__name__)
 
@@ -1356,6 +1357,8 @@ class FieldsPipeline:
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         adapter = ItemAdapter(item)
+        if is_listing_only(adapter):
+            return item  # seen on its listing only: no content to read, nothing to count
         fields = extract_fields(
             _as_text(adapter.get("title")) or "",
             _as_text(adapter.get("text")) or "",

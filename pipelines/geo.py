@@ -51,6 +51,7 @@ from itemadapter import ItemAdapter
 
 from lovitura_crawl import gazetteer
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
+from lovitura_crawl.db.store import is_listing_only
 
 logger = logging.getLogger(__name__)
 
@@ -1431,6 +1432,8 @@ class GeoPipeline:
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         adapter = ItemAdapter(item)
+        if is_listing_only(adapter):
+            return item  # seen on its listing only: no content to read, nothing to count
         place = str(adapter.get("place") or "")
         location = locate_ad(place, str(adapter.get("title") or ""), str(adapter.get("text") or ""))
         adapter["location"] = location.as_dict() if location is not None else None

@@ -39,6 +39,7 @@ from itemadapter import ItemAdapter
 from phonenumbers import PhoneNumber
 
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
+from lovitura_crawl.db.store import is_listing_only
 
 logger = logging.getLogger(__name__)
 
@@ -789,6 +790,8 @@ class PhonesPipeline:
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         adapter = ItemAdapter(item)
+        if is_listing_only(adapter):
+            return item  # seen on its listing only: no content to read, nothing to count
         region = self.regions.get(adapter.get("site") or "", "NL")
         phones: list[dict[str, Any]] = []
         for name in _FIELDS:

@@ -533,7 +533,8 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _downloadable(photo: Any) -> bool:
+def downloadable(photo: Any) -> bool:
+    """Whether the pipeline downloads this entry of ``item["photos"]`` (not settled, no path)."""
     if not isinstance(photo, dict) or "fingerprint" in photo or "error" in photo:
         return False
     url = photo.get("url")
@@ -622,7 +623,7 @@ class PhotosPipeline(MediaPipeline):
                 meta={"download_maxsize": MAX_BYTES, "lovitura_photo": True},
             )
             for photo in item.get("photos") or []
-            if _downloadable(photo)
+            if downloadable(photo)
         ]
 
     def media_to_download(
@@ -676,7 +677,7 @@ class PhotosPipeline(MediaPipeline):
         raise PhotoDownloadError("too-large" if too_big else DOWNLOAD_FAILED)
 
     def item_completed(self, results: list[Any], item: Any, info: MediaPipeline.SpiderInfo) -> Any:
-        pending = [p for p in item.get("photos") or [] if _downloadable(p)]
+        pending = [p for p in item.get("photos") or [] if downloadable(p)]
         for photo, (ok, value) in zip(pending, results, strict=True):
             if ok:
                 self._settle(item, photo, value.get("fingerprint") or value.get("error"), value)

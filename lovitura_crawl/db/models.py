@@ -178,7 +178,8 @@ class AdPhoto(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(Text)
+    # Indexed: a crawl looks up the fingerprints of photo URLs it meets (pipelines.photo_reuse).
+    url: Mapped[str] = mapped_column(Text, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     phash: Mapped[str | None] = mapped_column(String(16), index=True)
     fingerprint: Mapped[dict | None] = mapped_column(JSON)

@@ -39,6 +39,12 @@ LISTING_SIGNATURE = "listing_signature"
 CRAWL_KEYS = (LISTING_ONLY, LISTING_SIGNATURE)
 
 
+def is_listing_only(item: Any) -> bool:
+    """Whether ``item`` (a dict, an item or an ItemAdapter) records an ad from its listing
+    entry alone: seen, with no content of its own to extract or store."""
+    return bool((item.get("extra") or {}).get(LISTING_ONLY))
+
+
 @dataclass(frozen=True)
 class ListingState:
     """What the database knows of one ad, for deciding whether to fetch its page again."""
@@ -238,7 +244,7 @@ class AdStore:
     ) -> StoreResult:
         key = (str(item["site"]), str(item["site_ad_id"]))
         seen = parse_time(item["observed_at"])
-        listing_only = bool((item.get("extra") or {}).get(LISTING_ONLY))
+        listing_only = is_listing_only(item)
         row = existing.get(key)
         code, country, method = _location(item)
 

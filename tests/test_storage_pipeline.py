@@ -1,0 +1,62 @@
+"""The storage pipeline: items acknowledged only when committed, and the run's true outcome.
+
+The crawls run in a child process (``tests.storeruns``): Scrapy's reactor starts once per
+process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from lovitura_crawl.db import models
+from lovitura_crawl.db.engine import make_engine
+from lovitura_crawl.db.store import AdStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
+    engine = make_engine(db_url)
+    # Seen the day before and not since: gone after a complete crawl that finished by itself.
+    old = {"site": "roodlicht", "site_ad_id": "old", "url": "http://127.0.0.1:9/ad/old"}
+    AdStore(engine).save([{**old, "observed_at": "2026-11-02T12:00:00+01:00"}])
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.storeruns", db_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    crawls = {r["crawl"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert {name: r["reason"] for name, r in crawls.items()} == {
+        "closespider": "closespider_itemcount",
+        "stop": "shutdown",
+        "finished": "finished",
+    }
+    assert all(r["stored_when_scraped"] and r["scraped"] > 0 for r in crawls.values())
+    assert [crawls[name]["gone"] for name in ("closespider", "stop", "finished")] == [0, 0, 1]
+
+    runs = models.CrawlRun.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(runs.c.outcome, runs.c.listing_complete, runs.c.n_items, runs.c.stats).order_by(
+                runs.c.id
+            )
+        ).all()
+    engine.dispose()
+    assert [(r.outcome, r.listing_complete) for r in rows] == [
+        ("closespider_itemcount", False),
+        ("shutdown", False),
+        ("finished", True),
+    ]
+    for row, name in zip(rows, ("closespider", "stop", "finished"), strict=True):
+        assert row.n_items == crawls[name]["scraped"]
+        assert row.stats["finish_reason"] == row.outcome
