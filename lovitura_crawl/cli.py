@@ -626,6 +626,11 @@ def sites() -> None:
     help="Time scale of prikbord's slow pages, rate limit and Retry-After (the demo: 0.25).",
 )
 @click.option(
+    "--photos-ahead",
+    is_flag=True,
+    help="Make each day's new photos ahead of the crawler, in a child process (the demo does).",
+)
+@click.option(
     "--free-ports",
     is_flag=True,
     help="Let the system pick free ports instead of 8401-8404 (the demo does).",
@@ -643,10 +648,13 @@ def sites_serve(
     host: str,
     fast: bool,
     pace: float,
+    photos_ahead: bool,
     free_ports: bool,
     control: bool,
 ) -> None:
     """Serve the four demo sites on loopback and print their URLs."""
+    from functools import partial
+
     from fixtures.sites import serve
     from fixtures.world import build_world
 
@@ -656,7 +664,10 @@ def sites_serve(
     from fixtures.model import SITES
 
     ports = dict.fromkeys(SITES, 0) if free_ports else None
-    with serve(world, day=day, host=host, ports=ports, fast=fast, pace=pace) as running:
+    recipe = partial(build_world, seed, scale=scale, days=days) if photos_ahead else None
+    with serve(
+        world, day=day, host=host, ports=ports, fast=fast, pace=pace, recipe=recipe
+    ) as running:
         if control:
             _control_loop(running, world)
             return

@@ -86,6 +86,7 @@ class SiteProcess:
             "0",
             "--pace",
             str(pace),
+            "--photos-ahead",
             "--free-ports",
             "--control",
         ]
@@ -114,7 +115,16 @@ class SiteProcess:
             raise DemoError(f"the demo sites did not switch to day {day}: {answer}")
 
     def stop(self) -> None:
+        """Ask the sites to stop (they stop their photo maker too), else terminate them."""
         if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

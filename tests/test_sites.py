@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -742,3 +743,28 @@ def test_nachtvlinder_script_renders_body_links(big_sites: DemoSites, big_world:
         browser.close()
     assert hrefs == link_targets(ad.text)
     assert texts == paragraphs(plain_text(ad.text))
+
+
+def test_new_photos_are_made_ahead_in_a_child_process() -> None:
+    """With a recipe, a day's new photos come from the maker: the view's world is not asked."""
+    world = build_world(1, scale="tiny")
+    new = [
+        photo
+        for site in SITES
+        for ad in world.ads_on(site, 1)
+        for photo in ad.photo_ids
+        if photo not in {p for old in world.ads_on(site, 0) for p in old.photo_ids}
+    ]
+    assert new, "the tiny world shows no new photo on day 1: the test proves nothing"
+    expected = {photo: world.photo_bytes(photo) for photo in new}
+    view = WorldView(world, 0, recipe=partial(build_world, 1, scale="tiny"))
+    try:
+        view.set_day(1)
+
+        def refuse(photo_id: str) -> tuple[bytes, str]:
+            raise AssertionError(f"photo {photo_id} made on demand, not ahead")
+
+        world.photo_bytes = refuse  # type: ignore[method-assign]
+        assert {photo: view.photo(photo) for photo in new} == expected
+    finally:
+        view.stop()
