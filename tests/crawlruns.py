@@ -97,6 +97,18 @@ def run(command: list[str], cwd: Path, timeout: float = 300) -> Finished:
     return Finished(proc.returncode, time.monotonic() - started, log)
 
 
+def run_module(module: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m module args...`` from the project folder, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def kill(proc: subprocess.Popen[str]) -> None:
     """SIGKILL the crawl and every process of its group, and reap it."""
     with contextlib.suppress(ProcessLookupError):

@@ -7,18 +7,13 @@ process.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
 from lovitura_crawl.db import models
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.db.store import AdStore
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.crawlruns import run_module
 
 
 def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
@@ -26,14 +21,7 @@ def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
     # Seen the day before and not since: gone after a complete crawl that finished by itself.
     old = {"site": "roodlicht", "site_ad_id": "old", "url": "http://127.0.0.1:9/ad/old"}
     AdStore(engine).save([{**old, "observed_at": "2026-11-02T12:00:00+01:00"}])
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.storeruns", db_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    done = run_module("tests.storeruns", db_url, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     crawls = {r["crawl"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert {name: r["reason"] for name, r in crawls.items()} == {
