@@ -12,13 +12,17 @@ site_ad_id); only ads both in the database and in the truth count. The definitio
   database's network of an ad is its ``network_id``, or its person when it has none.
 * **stays**: each database person stands for the truth person most of her ads belong to. A
   database stay matches a truth stay of that woman in the same municipality (or country,
-  abroad) when their dates overlap. Truth stays count when at least one of her ads was seen on
-  a day of the stay (the others could not be seen). Precision counts stays of persons that
-  stand for a woman; stays of scam clusters are counted apart.
+  abroad) when their dates overlap. Truth stays count when they could be seen: one of her ads
+  was seen on a day of the stay *naming that place* (the truth's ``places``). A stay during
+  which her only ads online were stale ones naming the place she had left (she was not
+  advertised there, for instance abroad without an escortgids ad) cannot be seen. Truth files
+  without ``places`` count a stay when any of her ads was seen during it. Precision counts
+  stays of persons that stand for a woman; stays of scam clusters are counted apart.
 * **moves**: a move is the change from one stay to the next. A database move matches a truth
   move of the same woman with the same from and to places when its arrival day is within
-  :data:`MOVE_DAYS` days (one to one). Truth moves count when both stays count and the
-  arrival day is inside the crawled window.
+  :data:`MOVE_DAYS` days (one to one). Truth moves join consecutive stays that count (a stay
+  that cannot be seen in between is skipped: ads show her going from the one to the other),
+  with the arrival day inside the crawled window.
 
 The same figures are computed for a **baseline**: connected components of ads that share an
 exact phone number, as persons and as networks, with trails built the same way.
@@ -62,6 +66,15 @@ class TruthAd:
     person: str
     network: str
     kind: str
+    places: tuple[tuple[int, str], ...] = ()  # (from day, place) of each version; () unknown
+
+    def place_on(self, day: int) -> str | None:
+        """The place the ad named on ``day`` (date ordinal), when the truth says."""
+        named = None
+        for since, place in self.places:
+            if since <= day:
+                named = place
+        return named
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,9 @@ def read_truth(truth_dir: Path) -> tuple[dict[tuple[str, str], TruthAd], list[Tr
     for row in _rows(truth_dir / "ads.csv", ("site", "site_ad_id", "kind", "persona_id")):
         network = row.get("network_id", "")
         person = row["persona_id"] or f"{row['kind']}:{network or row['site_ad_id']}"
-        ads[(row["site"], row["site_ad_id"])] = TruthAd(person, network or person, row["kind"])
+        ads[(row["site"], row["site_ad_id"])] = TruthAd(
+            person, network or person, row["kind"], _places(row.get("places") or "", start)
+        )
     stays = []
     columns = ("persona_id", "municipality_code", "country", "first_day", "last_day")
     for row in _rows(truth_dir / "stays.csv", columns):
@@ -113,6 +128,16 @@ def read_truth(truth_dir: Path) -> tuple[dict[tuple[str, str], TruthAd], list[Tr
             )
         )
     return ads, stays, start, start + int(meta["days"]) - 1
+
+
+def _places(value: str, start: int) -> tuple[tuple[int, str], ...]:
+    """``places`` of ads.csv (``3:GM0363/Amsterdam;9:BE/Antwerpen``) as (ordinal, place)."""
+    places = []
+    for entry in filter(None, value.split(";")):
+        day, _, key = entry.partition(":")
+        code = key.split("/", 1)[0]
+        places.append((start + int(day), code))
+    return tuple(sorted(places))
 
 
 # --- clustering figures ----------------------------------------------------------------------
@@ -209,17 +234,17 @@ def _median(values: list[int]) -> float | None:
 def truth_moves(
     truth: Sequence[TruthStay], observable: set[int], first_day: int, last_day: int
 ) -> list[tuple[str, str, str, int]]:
-    """(person, from, to, arrival day) of consecutive truth stays that both count."""
+    """(person, from, to, arrival day) of consecutive truth stays that count (stays that do
+    not count are skipped)."""
     by_person: dict[str, list[TruthStay]] = defaultdict(list)
     for t in truth:
-        by_person[t.person].append(t)
+        if id(t) in observable:
+            by_person[t.person].append(t)
     moves = []
     for person, stays in by_person.items():
         stays.sort(key=lambda t: t.first)
         for a, b in itertools.pairwise(stays):
-            if a.place == b.place or not first_day < b.first <= last_day:
-                continue
-            if id(a) in observable and id(b) in observable:
+            if a.place != b.place and first_day < b.first <= last_day:
                 moves.append((person, a.place, b.place, b.first))
     return moves
 
@@ -325,13 +350,23 @@ def evaluate(engine: Engine, truth_dir: Path) -> dict[str, Any]:
 def _observable(
     ads: Mapping[int, AdRecord], matched: Mapping[int, TruthAd], stays: Sequence[TruthStay]
 ) -> set[int]:
-    """Truth stays (by ``id()``) during which one of her ads was seen."""
-    seen: dict[str, set[int]] = defaultdict(set)
+    """Truth stays (by ``id()``) that could be seen: one of her ads was seen on a day of the
+    stay naming its place (any of her ads, when the truth does not say what they named)."""
+    seen: dict[str, set[tuple[int, str | None]]] = defaultdict(set)
     for ad_id, truth in matched.items():
         ad = ads.get(ad_id)
         if ad is not None:
-            seen[truth.person].update(ad.days)
-    return {id(t) for t in stays if any(t.first <= d <= t.last for d in seen.get(t.person, ()))}
+            seen[truth.person].update(
+                (d, (truth.place_on(d) or "") if truth.places else None) for d in ad.days
+            )
+    return {
+        id(t)
+        for t in stays
+        if any(
+            t.first <= d <= t.last and place in (None, t.place)
+            for d, place in seen.get(t.person, ())
+        )
+    }
 
 
 def _product_side(

@@ -71,6 +71,7 @@ class _Cluster:
     site_days: SiteNicknameDays
     first_start: int | None  # first and last day a personal number started on one of its ads
     last_start: int | None
+    unplaced: set[int]  # days an ad with a personal number was seen naming no place
     contradictions: int | None = None
     refused: dict[int, int] = field(default_factory=dict)  # other root -> its size when refused
 
@@ -133,6 +134,7 @@ class PersonClusterer:
             mine = ca.site_days.setdefault(site, defaultdict(set))
             for name, days in by_name.items():
                 mine.setdefault(name, set()).update(days)
+        ca.unplaced |= cb.unplaced
         ca.first_start = _min(ca.first_start, cb.first_start)
         ca.last_start = _max(ca.last_start, cb.last_start)
         ca.contradictions = None
@@ -251,12 +253,16 @@ class PersonClusterer:
         if early.last_start > late.first_start + SWAP_TOLERANCE:
             return False
         where = daily_winners(late.sightings)
-        for s in early.sightings:
-            if s.day < late.first_start or where.get(s.day) == s.place:
-                continue
-            if s.day > late.first_start + LINGER_DAYS or s.day >= self.data_end:
-                return False
-        return True
+        elsewhere = [
+            s.day
+            for s in early.sightings
+            if s.day >= late.first_start and where.get(s.day) != s.place
+        ]
+        # A day the old number was seen on an ad naming no place says nothing about where she
+        # was: it counts as elsewhere, so a number still in use is not "followed" by a
+        # scammer's (her ads on a site without places would otherwise pass vacuously).
+        elsewhere.extend(d for d in early.unplaced if d >= late.first_start)
+        return all(d <= late.first_start + LINGER_DAYS and d < self.data_end for d in elsewhere)
 
     def _extra_contradictions(self, ca: _Cluster, cb: _Cluster) -> int:
         for cluster in (ca, cb):
@@ -293,7 +299,17 @@ def _new_cluster(
         site_days=site_nickname_days([ad]),
         first_start=min(starts) if starts else None,
         last_start=max(starts) if starts else None,
+        unplaced=_unplaced(ad, personal),
     )
+
+
+def _unplaced(ad: AdRecord, personal: list[str]) -> set[int]:
+    """Days the ad showed one of ``personal`` and named no place."""
+    placed = {s.day for s in ad.sightings}
+    uses = [ad.phones[p] for p in personal]
+    return {
+        d for d in ad.days if d not in placed and any(u.first_day <= d <= u.last_day for u in uses)
+    }
 
 
 def _min(a: int | None, b: int | None) -> int | None:

@@ -11,7 +11,12 @@ with the place the ad named that day) into stays and moves:
    place was named by her ads on all its days (one in :data:`SPURIOUS_DAYS_PER_MISSING` may
    miss) and either
    follows it (ads cannot name her next place before she goes there: a copy of her ad under a
-   nearby city she is not in) or comes back after it (her ads there never stopped);
+   nearby city she is not in) or comes back after it (her ads there never stopped), or when
+   only *copies* name the run's place and the ads they were posted with name the place
+   before it on all its days. A copy is an ad posted within :data:`COPY_DAYS` of another ad of
+   hers on the same site that names another place (her ad posted twice, once under a nearby
+   city); the original may be reposted or edited to her next place before the copy goes, so
+   nothing follows it;
 4. the remaining runs are her stays; a change of place between two stays is a move, dated by
    the last day at the old place and the first day at the new one.
 
@@ -35,6 +40,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, Table, bindparam, delete, select, update
 
 from lovitura_crawl.db import models
+from matching.evidence import COPY_DAYS
 from matching.loader import AdRecord, load_ads
 from matching.timeline import Place, Sighting, daily_winners
 
@@ -107,7 +113,11 @@ def person_trail(sightings: Sequence[Sighting]) -> tuple[list[Stay], list[Move]]
     named: dict[int, set[Place]] = defaultdict(set)
     for s in sightings:
         named[s.day].add(s.place)
-    runs = _without_spurious(_runs(winners), named)
+    named_by: dict[tuple[int, Place], set[int]] = defaultdict(set)
+    for s in sightings:
+        named_by[(s.day, s.place)].add(s.ad_id)
+    copies = Copies(_copy_partners(sightings), named_by)
+    runs = _without_spurious(_runs(winners), named, copies)
     run_of_day = {day: run for run in runs for day in run.days}
     for s in sightings:
         run = run_of_day.get(s.day)
@@ -130,12 +140,57 @@ def _runs(winners: Mapping[int, Place]) -> list[Stay]:
     return runs
 
 
-def _without_spurious(runs: list[Stay], named: Mapping[int, set[Place]]) -> list[Stay]:
+@dataclass
+class Copies:
+    """Ads posted as two copies at once, and which ads named which place on which day."""
+
+    partners: dict[int, set[int]]  # ad -> the ads it was posted with, naming another place
+    named_by: dict[tuple[int, Place], set[int]]
+
+    def absorbed_by_partner(self, run: Stay, other: Stay) -> bool:
+        """Only copies name ``run``'s place, and their partners name ``other``'s place on all
+        its days (one in :data:`SPURIOUS_DAYS_PER_MISSING` may miss)."""
+        here = set().union(*(self.named_by.get((d, run.place), set()) for d in run.days))
+        if not here or not here <= self.partners.keys():
+            return False
+        theirs = set().union(*(self.partners[a] for a in here))
+        missing = sum(
+            1 for d in run.days if not self.named_by.get((d, other.place), set()) & theirs
+        )
+        return missing <= len(run.days) // SPURIOUS_DAYS_PER_MISSING
+
+
+def _copy_partners(sightings: Sequence[Sighting]) -> dict[int, set[int]]:
+    """Ads posted within :data:`COPY_DAYS` of another ad on the same site whose first place
+    differs (one of the two is a copy under a nearby city), with those other ads."""
+    first: dict[int, Sighting] = {}
+    for s in sightings:
+        if s.ad_id not in first or (s.day, s.since) < (first[s.ad_id].day, first[s.ad_id].since):
+            first[s.ad_id] = s
+    by_site: dict[str, list[Sighting]] = defaultdict(list)
+    for s in first.values():
+        by_site[s.site].append(s)
+    partners: dict[int, set[int]] = defaultdict(set)
+    for starts in by_site.values():
+        starts.sort(key=lambda s: s.since)
+        for i, a in enumerate(starts):
+            for b in starts[i + 1 :]:
+                if b.since - a.since > COPY_DAYS:
+                    break
+                if a.place != b.place:
+                    partners[a.ad_id].add(b.ad_id)
+                    partners[b.ad_id].add(a.ad_id)
+    return dict(partners)
+
+
+def _without_spurious(
+    runs: list[Stay], named: Mapping[int, set[Place]], copies: Copies
+) -> list[Stay]:
     changed = True
     while changed and len(runs) > 1:
         changed = False
         for i, run in enumerate(runs):
-            target = _absorbing_neighbour(runs, i, named)
+            target = _absorbing_neighbour(runs, i, named, copies)
             if target is None:
                 continue
             neighbour = runs[target]
@@ -148,7 +203,9 @@ def _without_spurious(runs: list[Stay], named: Mapping[int, set[Place]]) -> list
     return runs
 
 
-def _absorbing_neighbour(runs: list[Stay], i: int, named: Mapping[int, set[Place]]) -> int | None:
+def _absorbing_neighbour(
+    runs: list[Stay], i: int, named: Mapping[int, set[Place]], copies: Copies
+) -> int | None:
     run = runs[i]
     previous = runs[i - 1] if i > 0 else None
     following = runs[i + 1] if i + 1 < len(runs) else None
@@ -165,6 +222,8 @@ def _absorbing_neighbour(runs: list[Stay], i: int, named: Mapping[int, set[Place
         and previous.place == following.place
         and present(previous.place)
     ):
+        return i - 1
+    if previous is not None and copies.absorbed_by_partner(run, previous):
         return i - 1
     return None
 

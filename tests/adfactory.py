@@ -29,6 +29,7 @@ PLACES = {
     "Venlo": ("GM0983", "NL"),
     "Eindhoven": ("GM0772", "NL"),
     "Antwerpen": (None, "BE"),
+    "": (None, None),  # an ad that names no place (prikbord's 5%)
 }
 REPOSTS = ("resize=0.8;jpeg=70", "crop=0.04,0.5,0.5;jpeg=80", "brightness=1.1;webp=75", "png")
 

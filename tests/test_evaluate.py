@@ -113,3 +113,45 @@ def test_evaluate_compares_with_truth_and_the_phone_baseline(
 def test_evaluate_says_what_is_missing(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(TruthError, match=r"world\.json"):
         evaluate(engine, tmp_path)
+
+
+def test_a_stay_no_ad_named_is_skipped_and_moves_join_the_stays_around_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # She went from Utrecht (days 0-9) to Belgium (10-14, no ad there) to Zwolle (15-20); her
+    # Utrecht ad lingered until day 12. Nothing could show the Belgian stay.
+    store(
+        engine,
+        [
+            AdSpec("roodlicht", "r1", range(0, 13), "Utrecht", "+31612345671", [(1, 0), (2, 0)]),
+            AdSpec("roodlicht", "r2", range(15, 21), "Zwolle", "+31612345671", [(1, 1), (2, 1)]),
+        ],
+    )
+    link(engine)
+    build_trails(engine)
+    folder = tmp_path / "truth"
+    folder.mkdir()
+    (folder / "world.json").write_text(
+        json.dumps({"start_date": START.isoformat(), "days": 21}), encoding="utf-8"
+    )
+    ad = {"site": "roodlicht", "kind": "network", "persona_id": "P1", "network_id": "N1"}
+    _write(
+        folder / "ads.csv",
+        [
+            {**ad, "site_ad_id": "r1", "places": "0:GM0344/Utrecht"},
+            {**ad, "site_ad_id": "r2", "places": "15:GM0193/Zwolle"},
+        ],
+    )
+    stay = {"persona_id": "P1", "country": "NL"}
+    _write(
+        folder / "stays.csv",
+        [
+            {**stay, "municipality_code": "GM0344", "first_day": 0, "last_day": 9},
+            {**stay, "municipality_code": "", "country": "BE", "first_day": 10, "last_day": 14},
+            {**stay, "municipality_code": "GM0193", "first_day": 15, "last_day": 20},
+        ],
+    )
+    product = evaluate(engine, folder)["product"]
+    assert (product["stays"]["true"], product["stays"]["recall"]) == (2, 1.0)
+    assert product["moves"]["true"] == 1
+    assert (product["moves"]["precision"], product["moves"]["recall"]) == (1.0, 1.0)

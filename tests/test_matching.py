@@ -133,6 +133,21 @@ def test_scam_reusing_her_photos_does_not_make_her_trail_jump(engine: Engine) ->
     assert any(ad_id(engine, "scam") in (r.ad_a, r.ad_b) for r in photo_links)
 
 
+def test_scam_with_her_photos_is_no_new_number_of_hers_when_her_ads_name_no_place(
+    engine: Engine,
+) -> None:
+    # Her ads on prikbord name no place, so nothing says where she is; her number is still in
+    # use on the last day crawled, so the scammer's number does not follow hers.
+    her = [
+        AdSpec("prikbord", f"p{n}", range(3 * n, 3 * n + 3), "", HER, [(1, n), (2, n)], age=None)
+        for n in range(5)
+    ]
+    scam = AdSpec("roodlicht", "scam", range(10, 15), "Amsterdam", SCAMMER, [(1, 3), (2, 2)])
+    store(engine, [*her, scam])
+    link(engine)
+    assert groups(persons(engine)) == {frozenset(a.ad_id for a in her), frozenset({"scam"})}
+
+
 def test_placeholder_image_is_no_evidence(engine: Engine) -> None:
     ads = [
         AdSpec("roodlicht", f"w{n}", range(0, 3), "Venlo", f"+316200000{n:02d}", placeholder=True)

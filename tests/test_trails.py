@@ -75,6 +75,29 @@ def test_a_copy_posted_on_arrival_is_not_a_stay() -> None:
     assert _stays(before + her + decoy) == [(ZWOLLE, 0, 5), (UTRECHT, 6, 19)]
 
 
+def test_a_copy_whose_original_moves_on_first_is_not_a_stay() -> None:
+    # Her ad and its copy under a nearby city go up a day apart on her only site; the original
+    # is reposted under her next place while the copy is still online.
+    original = ad_sightings(1, "roodlicht", [(D0 + d, UTRECHT) for d in range(0, 8)], D0)
+    copy = ad_sightings(2, "roodlicht", [(D0 + d, AMSTERDAM) for d in range(1, 10)], D0 + 1)
+    repost = ad_sightings(3, "roodlicht", [(D0 + d, ZWOLLE) for d in range(8, 15)], D0 + 8)
+    assert _stays(original + copy + repost) == [(UTRECHT, 0, 7), (ZWOLLE, 8, 14)]
+
+
+def test_her_new_place_posted_with_a_copy_is_a_stay_beside_a_stale_ad() -> None:
+    # She moved to Utrecht for five days: the new ad and its copy under a nearby city go up
+    # together while her old ad in Venlo lingers throughout; Utrecht is still a stay.
+    stale = _ad(1, range(0, 11), VENLO)
+    new = ad_sightings(2, "roodlicht", [(D0 + d, UTRECHT) for d in range(6, 11)], D0 + 6)
+    copy = ad_sightings(3, "roodlicht", [(D0 + d, ZWOLLE) for d in range(6, 9)], D0 + 6)
+    after = _ad(4, range(11, 16), AMSTERDAM, "nachtvlinder")
+    assert _stays(stale + new + copy + after) == [
+        (VENLO, 0, 5),
+        (UTRECHT, 6, 10),
+        (AMSTERDAM, 11, 15),
+    ]
+
+
 def test_two_places_at_once_are_contradictions_and_lingering_is_not() -> None:
     her = _ad(1, range(0, 20), UTRECHT)
     elsewhere = _ad(2, range(5, 10), AMSTERDAM, "prikbord")
