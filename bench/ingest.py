@@ -6,15 +6,21 @@ into a fresh SQLite database:
 
 * **ingest**: :class:`lovitura_crawl.ingest_items.IngestSpider` reading the file: parsing,
   checking, then every item pipeline, photos read from the local files;
-* **crawl pipelines**: the same items handed to the same ``ITEM_PIPELINES`` from memory, with
-  the same flow control, their photos fetched over HTTP (the photo files served on loopback by
-  Python's ``http.server`` in a child process) as a crawl fetches them: what a crawl's
-  pipelines cost per item, without the pages;
-* **pipelines, local photos** (for reference): the same from memory, photos from the files:
-  the pipelines alone, so the ingest's own cost is this figure's difference.
+* **crawl pipelines**: the same items handed to the same ``ITEM_PIPELINES`` (the crawl's own
+  pipeline objects, built by Scrapy from the project settings) from memory, with the same flow
+  control and the same photo files: what the crawl's pipelines cost per item, so the ratio
+  ingest / crawl pipelines is the ingest's own overhead (reading, checking);
+* with ``--http-photos``, also **crawl pipelines, photos by HTTP**: the same, with the photos
+  fetched over HTTP (the files served on loopback by Python's ``http.server`` in a child
+  process) as a crawl fetches them. Measured on 300 items it ran at 0.6 items/s against 12 for
+  the ingest: after the photo downloads, items complete only at the engine's 5 s heartbeat
+  when nothing else (no page) keeps the engine busy, so this figure says little about a crawl.
 
-Items per second is items stored over Scrapy's ``elapsed_time_seconds`` of the run (spider
-open to close, both ends included alike). The figure to hold is ingest / crawl pipelines >= 1.
+A warm-up run of 50 items (not measured) starts the photo worker process and loads the
+pipelines' data first. Items per second is items stored over Scrapy's ``elapsed_time_seconds``
+of the run (spider open to close, both ends included alike). The figure to hold is
+ingest / crawl pipelines >= 1 (the issue's target; about 1 is the best to expect, as the
+ingest runs these very pipelines).
 Run it under ``nice`` on a shared machine:
 
     nice .venv/bin/python bench/ingest.py --items 10000
@@ -133,6 +139,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=10_000, help="Items to ingest.")
     parser.add_argument("--seed", type=int, default=1, help="Seed of the demo world.")
+    parser.add_argument(
+        "--http-photos", action="store_true", help="Also the pipelines with photos by HTTP."
+    )
     args = parser.parse_args()
 
     world = build_world(args.seed, scale="demo")
@@ -145,24 +154,21 @@ def main() -> int:
         lines = items_file.read_text(encoding="utf-8").splitlines()
         server, base = photo_server(items_file.parent / "photos")
         try:
-            figures = run_all(folder, items_file, lines, base)
+            figures = run_all(folder, items_file, lines, base if args.http_photos else None)
         finally:
             server.terminate()
             server.wait(timeout=10)
     figures["items_in_file"] = count
-    figures["ratio_ingest_to_crawl_pipelines"] = round(
-        figures["ingest"]["items_per_second"] / figures["crawl_pipelines"]["items_per_second"], 2
-    )
-    figures["ratio_ingest_to_pipelines_local_photos"] = round(
-        figures["ingest"]["items_per_second"]
-        / figures["pipelines_local_photos"]["items_per_second"],
-        2,
-    )
+    for other in ("crawl_pipelines", "crawl_pipelines_http_photos"):
+        if other in figures:
+            figures[f"ratio_ingest_to_{other}"] = round(
+                figures["ingest"]["items_per_second"] / figures[other]["items_per_second"], 2
+            )
     print(json.dumps(figures, indent=2))
     return 0
 
 
-def run_all(folder: Path, items_file: Path, lines: list[str], base: str) -> dict[str, Any]:
+def run_all(folder: Path, items_file: Path, lines: list[str], base: str | None) -> dict[str, Any]:
     base_settings = ingest_settings(fresh_db(folder, "unused"), DEMO_PURPOSE, QUICK)
 
     def settings_for(name: str) -> Settings:
@@ -172,22 +178,16 @@ def run_all(folder: Path, items_file: Path, lines: list[str], base: str) -> dict
 
     async def runs() -> dict[str, Any]:
         results: dict[str, Any] = {}
+        local = with_local_paths([json.loads(x) for x in lines], items_file.parent)
         plans: list[tuple[str, type[IngestSpider], dict[str, Any]]] = [
             ("ingest", IngestSpider, {"path": str(items_file)}),
-            (
-                "crawl_pipelines",
-                MemorySpider,
-                {"path": "-", "items": with_http_urls([json.loads(x) for x in lines], base)},
-            ),
-            (
-                "pipelines_local_photos",
-                MemorySpider,
-                {
-                    "path": "-",
-                    "items": with_local_paths([json.loads(x) for x in lines], items_file.parent),
-                },
-            ),
+            ("crawl_pipelines", MemorySpider, {"path": "-", "items": local}),
         ]
+        if base is not None:
+            by_http = with_http_urls([json.loads(x) for x in lines], base)
+            plans.append(
+                ("crawl_pipelines_http_photos", MemorySpider, {"path": "-", "items": by_http})
+            )
         # Warm-up, not measured: the photo worker process starts, the pipelines load their data.
         warm = with_local_paths([json.loads(x) for x in lines[:50]], items_file.parent)
         await one_run(settings_for("warm-up"), MemorySpider, path="-", items=warm)
