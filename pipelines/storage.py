@@ -15,6 +15,7 @@ that site that were not seen get ``gone_at``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -64,6 +65,7 @@ class StoragePipeline:
         self.n_failed = 0  # items whose transaction failed
         self.run_id: int | None = None
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="lovitura-store")
+        self._trigger: Any = None  # the reactor's shutdown trigger that stops the pool
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -78,7 +80,13 @@ class StoragePipeline:
         return deferToThreadPool(reactor, self.pool, function, *args, **kwargs)
 
     async def open_spider(self, spider: Any = None) -> None:
+        from twisted.internet import reactor as installed
+
+        reactor: Any = installed
         self.pool.start()
+        # Its thread is not a daemon: stop it with the reactor too, should spider_closed never
+        # come (the process would not exit).
+        self._trigger = reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         site = self._site()
         clock = crawl_now(self.crawler.settings)
         self.run_id = await maybe_deferred_to_future(
@@ -158,8 +166,10 @@ class StoragePipeline:
                 ),
             )
         self._write_next()
+        # Scrapy logs a dropped item with its content: only at DEBUG (the ERROR above says it).
+        dropped = DropItem(f"not stored: the transaction failed ({kind})", log_level="DEBUG")
         for queued in batch:
-            queued.done.errback(Failure(DropItem(f"not stored: the transaction failed ({kind})")))
+            queued.done.errback(Failure(dropped))
 
     async def close_spider(self, spider: Any = None) -> None:
         """Wait until every queued item is committed (or has failed)."""
@@ -177,8 +187,20 @@ class StoragePipeline:
             if self.run_id is not None:
                 await self._finish(str(reason))
         finally:
-            self.pool.stop()
+            self._stop_pool()
             self.store.engine.dispose()
+
+    def _stop_pool(self) -> None:
+        if self._trigger is not None:
+            from twisted.internet import reactor as installed
+
+            reactor: Any = installed
+            # Also called by the trigger itself, during shutdown, when it is already gone.
+            with contextlib.suppress(ValueError, KeyError):
+                reactor.removeSystemEventTrigger(self._trigger)
+            self._trigger = None
+        if self.pool.started:
+            self.pool.stop()
 
     async def _finish(self, reason: str) -> None:
         """Mark unseen ads gone after a complete crawl that finished by itself; close the run."""

@@ -5,12 +5,14 @@ spider named ``roodlicht`` that yields ads from its start and claims a complete 
 
 * ``closespider``: stopped by Scrapy's CloseSpider extension after two items;
 * ``stop``: stopped (``Crawler.stop()``, as on Ctrl-C) after its first item;
-* ``finished``: yields its ads and ends by itself.
+* ``finished``: yields its ads and ends by itself;
+* ``broken``: ends by itself, but one of its ads has an observation time the store cannot
+  read, so the transaction holding it fails.
 
 For every item Scrapy reports as scraped it checks that the ad's row is already committed
 (read through a connection of its own). It prints one JSON object per crawl: its name, its
 finish reason, the items Scrapy counted, whether every scraped item was already stored, and
-how many ads it marked gone.
+how many ads it marked gone, and how many items the store failed to write.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from lovitura_crawl.items import AdItem
 from lovitura_crawl.spiders.base import COMPLETE_STAT
 
 ADS = 6
+BROKEN = 3  # the ad of the "broken" crawl that cannot be stored
+SECRET = "GEHEIM-7731"  # in every ad's text: must not reach the log above DEBUG
 CLOCK = "2026-11-03T12:00:00+01:00"
 
 
@@ -49,13 +53,14 @@ class ProbeSpider(scrapy.Spider):
 
     def parse(self, response: Any) -> Iterator[Any]:
         for n in range(ADS):
+            broken = self.prefix == "b" and n == BROKEN
             yield AdItem(
                 site="roodlicht",
                 site_ad_id=f"{self.prefix}{n}",
                 url=f"http://127.0.0.1:9/ad/{self.prefix}{n}",
-                observed_at=CLOCK,
+                observed_at="yesterday" if broken else CLOCK,
                 title="Nieuw in Zwolle",
-                text="Lieve dame, bel 06 12 34 56 78",
+                text=f"Lieve dame, {SECRET}, bel 06 12 34 56 78",
                 place="Zwolle",
             )
 
@@ -87,7 +92,12 @@ def main(argv: list[str]) -> int:
         from scrapy.crawler import AsyncCrawlerRunner, Crawler
 
         results = []
-        plans = [("closespider", {"CLOSESPIDER_ITEMCOUNT": 2}), ("stop", {}), ("finished", {})]
+        plans = [
+            ("closespider", {"CLOSESPIDER_ITEMCOUNT": 2}),
+            ("stop", {}),
+            ("finished", {}),
+            ("broken", {}),
+        ]
         for name, extra in plans:
             crawl_settings = settings.copy()
             crawl_settings.setdict(extra, priority="cmdline")
@@ -111,6 +121,7 @@ def main(argv: list[str]) -> int:
                     "scraped": crawler.stats.get_value("item_scraped_count", 0),
                     "stored_when_scraped": all(checks),
                     "gone": crawler.stats.get_value("lovitura/store/gone"),
+                    "failed": crawler.stats.get_value("lovitura/store/failed", 0),
                 }
             )
         return results

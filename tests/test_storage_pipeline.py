@@ -14,6 +14,7 @@ from lovitura_crawl.db import models
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.db.store import AdStore
 from tests.crawlruns import run_module
+from tests.storeruns import ADS, BROKEN, SECRET
 
 
 def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
@@ -28,23 +29,43 @@ def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
         "closespider": "closespider_itemcount",
         "stop": "shutdown",
         "finished": "finished",
+        "broken": "finished",
     }
     assert all(r["stored_when_scraped"] and r["scraped"] > 0 for r in crawls.values())
-    assert [crawls[name]["gone"] for name in ("closespider", "stop", "finished")] == [0, 0, 1]
+    assert [crawls[name]["gone"] for name in crawls] == [0, 0, 1, 0]
+    # The broken ad's transaction failed (with whatever queued with it), the rest is stored,
+    # and no ad text reached the log.
+    broken = crawls["broken"]
+    assert broken["failed"] >= 1 and broken["scraped"] + broken["failed"] == ADS
+    assert SECRET not in done.stderr and "failed (ValueError)" in done.stderr
 
     runs = models.CrawlRun.__table__
+    ads = models.Ad.__table__
+    anomalies = models.CrawlAnomaly.__table__
     with engine.connect() as conn:
         rows = conn.execute(
             select(runs.c.outcome, runs.c.listing_complete, runs.c.n_items, runs.c.stats).order_by(
                 runs.c.id
             )
         ).all()
-    engine.dispose()
     assert [(r.outcome, r.listing_complete) for r in rows] == [
         ("closespider_itemcount", False),
         ("shutdown", False),
         ("finished", True),
+        ("finished", True),
     ]
-    for row, name in zip(rows, ("closespider", "stop", "finished"), strict=True):
+    for row, name in zip(rows, crawls, strict=True):
         assert row.n_items == crawls[name]["scraped"]
         assert row.stats["finish_reason"] == row.outcome
+    with engine.connect() as conn:
+        stored = set(
+            conn.execute(select(ads.c.site_ad_id).where(ads.c.site_ad_id.like("b%"))).scalars()
+        )
+        failed = (
+            conn.execute(select(anomalies.c.site_ad_id).where(anomalies.c.reason == "write-failed"))
+            .scalars()
+            .all()
+        )
+    assert f"b{BROKEN}" in failed and f"b{BROKEN}" not in stored
+    assert len(stored) + len(failed) == ADS and not stored & set(failed)
+    engine.dispose()
