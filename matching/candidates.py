@@ -4,9 +4,9 @@ Three kinds of lookup, each near-linear in the number of ads:
 
 * exact keys: a phone number (E.164, from ``ad_phones``), an e-mail address or a messaging
   handle (from ``ads.fields``) groups the ads that show it (:func:`exact_keys`);
-* photos: fingerprinted photos go into a ``matching.photos.PhotoIndex`` (a few per cluster of
-  copies); a new photo is looked up there and matches every indexed photo ``same_photo``
-  accepts (:class:`PhotoMatcher`);
+* photos: every pair of photos that ``same_photo`` accepts, of which one is new, is found by
+  multi-index hashing over the distinct fingerprints (``matching.photos.near_pairs``), exactly
+  (:class:`PhotoMatcher`);
 * text: MinHash signatures of word shingles in a datasketch LSH index find ads whose texts are
   near-duplicates (:class:`TextMatcher`): reposts, copies and a network's templates.
 
@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 from networkx.utils import UnionFind
 
@@ -36,14 +37,15 @@ from matching.photos import (
     PDQ_THRESHOLD,
     STRIP_THRESHOLD,
     WINDOW_THRESHOLD,
-    PhotoIndex,
+    PhotoArrays,
+    PhotoComparison,
     compare,
+    near_pairs,
 )
 from pipelines.photos import Fingerprint
 
 logger = logging.getLogger(__name__)
 
-PHOTO_REPRESENTATIVES = 4  # photos of a cluster kept in the photo index
 TEXT_THRESHOLD = 0.6  # estimated Jaccard similarity of word 3-shingles for a text match
 TEXT_NUM_PERM = 128
 TEXT_MIN_SHINGLES = 6  # shorter texts say too little to be near-duplicates of anything
@@ -93,18 +95,23 @@ def photo_evidence(a: Fingerprint, b: Fingerprint) -> tuple[float, dict[str, Any
     match at 15 of 31 PDQ bits.
     """
     comparison = compare(a, b)
-    rule = comparison.rule
+    return distance_evidence(comparison.pdq, comparison.window, comparison.strip)
+
+
+def distance_evidence(pdq: int, window: int, strip: int) -> tuple[float, dict[str, Any]]:
+    """:func:`photo_evidence` of a matching pair from its three distances."""
+    rule = PhotoComparison(pdq, window, strip).rule
     if rule == "global":
-        ratio = comparison.pdq / PDQ_THRESHOLD
+        ratio = pdq / PDQ_THRESHOLD
     elif rule == "crop":
-        ratio = comparison.window / WINDOW_THRESHOLD
+        ratio = window / WINDOW_THRESHOLD
     else:
-        ratio = comparison.strip / STRIP_THRESHOLD
+        ratio = strip / STRIP_THRESHOLD
     detail = {
         "rule": rule,
-        "pdq": comparison.pdq,
-        "window": comparison.window,
-        "strip": comparison.strip,
+        "pdq": pdq,
+        "window": window,
+        "strip": strip,
         "ratio": round(min(1.0, ratio), 4),
     }
     return min(1.0, ratio), detail
@@ -120,6 +127,7 @@ class PhotoMatcher:
         self.url_of: dict[int, str] = {}
         self.clusters: UnionFind = UnionFind()
         self.unreadable = 0
+        self.checked = 0  # hash pairs the last search compared
         for photo in photos:
             try:
                 fp = Fingerprint.from_json(photo.fingerprint)
@@ -136,47 +144,57 @@ class PhotoMatcher:
                 "re-fingerprint those photos, then run `lovitura link --full`",
                 self.unreadable,
             )
-        self.index = PhotoIndex(expected_size=max(1, len(self.fingerprints)))
         for a, b in known:
             if a in self.fingerprints and b in self.fingerprints:
                 self.clusters.union(a, b)
 
     def index_all(self, new: set[int]) -> list[Match]:
-        """Go through the photos in id order: look up each photo of ``new`` and return its
-        matches; index each photo whose cluster has fewer than :data:`PHOTO_REPRESENTATIVES`
-        photos in the index.
+        """Match each photo of ``new``, in id order, with every earlier photo that
+        ``same_photo`` accepts, and return the matches that joined two clusters.
 
-        A cluster is found through its first few photos: a copy of a picture is within the
-        match threshold of the other copies, so a few of them stand for all, and a site's
-        placeholder on thousands of ads costs a few index entries, not thousands.
+        Exact: the result is what comparing each new photo with every earlier one would give.
+        Photos with one fingerprint (the same file again) are searched once, as one
+        (:func:`matching.photos.near_pairs`); a new photo's candidates are the first photo of
+        each fingerprint near its own that came before it, nearest first.
         """
+        photo_ids = sorted(self.fingerprints)
+        group_of: dict[Fingerprint, int] = {}
+        first: list[int] = []  # the first photo of each fingerprint
+        for photo_id in photo_ids:
+            if group_of.setdefault(self.fingerprints[photo_id], len(first)) == len(first):
+                first.append(photo_id)
+        groups = [self.fingerprints[photo_id] for photo_id in first]
+        searched = np.zeros(len(groups), dtype=bool)
+        for photo_id in new:
+            if photo_id in self.fingerprints:
+                searched[group_of[self.fingerprints[photo_id]]] = True
+        found = near_pairs(PhotoArrays.of(groups), searched)
+        self.checked = found.checked
+        near: dict[int, list[tuple[float, int, dict[str, Any]]]] = defaultdict(list)
+        for low, high, pdq, window, strip in zip(
+            found.low.tolist(),
+            found.high.tolist(),
+            found.pdq.tolist(),
+            found.window.tolist(),
+            found.strip.tolist(),
+            strict=True,
+        ):
+            ratio, detail = distance_evidence(pdq, window, strip)
+            near[low].append((ratio, first[high], detail))
+            near[high].append((ratio, first[low], detail))
         matches: list[Match] = []
-        self._indexed: dict[int, int] = {}
-        for photo_id in sorted(self.fingerprints):
-            if photo_id in new:
-                matches.extend(self._match(photo_id))
-            root = self.clusters[photo_id]
-            if self._indexed.get(root, 0) < PHOTO_REPRESENTATIVES:
-                self.index.add(photo_id, self.fingerprints[photo_id])
-                self._indexed[root] = self._indexed.get(root, 0) + 1
-        return matches
-
-    def _match(self, photo_id: int) -> list[Match]:
-        fp = self.fingerprints[photo_id]
-        found = []
-        for other in self.index.query(fp):
-            if other != photo_id:
-                assert isinstance(other, int)
-                ratio, detail = photo_evidence(self.fingerprints[other], fp)
-                found.append((ratio, other, detail))
-        matches = []
-        for ratio, other, detail in sorted(found, key=lambda t: (t[0], t[1])):
-            root_a, root_b = self.clusters[other], self.clusters[photo_id]
-            if root_a != root_b:
-                indexed = self._indexed.pop(root_a, 0) + self._indexed.pop(root_b, 0)
-                self.clusters.union(other, photo_id)
-                self._indexed[self.clusters[photo_id]] = indexed
-                matches.append(Match(other, photo_id, ratio, detail))
+        for photo_id in photo_ids:
+            if photo_id not in new:
+                continue
+            group = group_of[self.fingerprints[photo_id]]
+            candidates = [c for c in near.get(group, ()) if c[1] < photo_id]
+            if first[group] < photo_id:
+                ratio, detail = photo_evidence(groups[group], groups[group])
+                candidates.append((ratio, first[group], detail))
+            for ratio, other, detail in sorted(candidates, key=lambda c: (c[0], c[1])):
+                if self.clusters[other] != self.clusters[photo_id]:
+                    self.clusters.union(other, photo_id)
+                    matches.append(Match(other, photo_id, ratio, detail))
         return matches
 
     def cluster_of(self) -> dict[int, int]:

@@ -35,6 +35,7 @@ MIN_SIMILARITY = 0.05  # lower similarities are taken as none
 LINK_SIMILARITY = 0.3  # pairs stored as ``text``/``network`` links, as evidence for analysts
 MAX_PROFILE_SHARE = 0.2
 _NGRAM = 3
+_BLOCK = 2_000  # profiles per block of the similarity product
 _TOKEN = re.compile(r"[^\W\d_]+|\d+|[*~|•!]+|\n")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _STOPWORDS = {
@@ -108,15 +109,23 @@ def template_matches(
     if len(keys) < 2:
         return []
     matrix = _weighted(profiles, len(keys))
-    similar = (matrix @ matrix.T).tocoo()
+    transposed = matrix.T.tocsc()
+    persons = np.array([person for person, _ in keys])
+    languages = np.unique([lang for _, lang in keys], return_inverse=True)[1]
     best: dict[tuple[int, int], tuple[float, str]] = {}
-    for i, j, value in zip(similar.row, similar.col, similar.data, strict=True):
-        (person_a, lang_a), (person_b, lang_b) = keys[i], keys[j]
-        if person_a >= person_b or lang_a != lang_b or value < threshold:
-            continue
-        pair = (person_a, person_b)
-        if value > best.get(pair, (0.0, ""))[0]:
-            best[pair] = (float(value), lang_a)
+    for start in range(0, matrix.shape[0], _BLOCK):
+        # Row blocks keep memory bounded: the full product of many profiles is mostly noise.
+        block = (matrix[start : start + _BLOCK] @ transposed).tocoo()
+        rows, cols = block.row + start, block.col
+        keep = (
+            (block.data >= threshold)
+            & (persons[rows] < persons[cols])
+            & (languages[rows] == languages[cols])
+        )
+        for i, j, value in zip(rows[keep], cols[keep], block.data[keep], strict=True):
+            pair = (keys[i][0], keys[j][0])
+            if value > best.get(pair, (0.0, ""))[0]:
+                best[pair] = (float(value), keys[i][1])
     return [
         TemplateMatch(a, b, round(value, 4), lang) for (a, b), (value, lang) in sorted(best.items())
     ]

@@ -44,9 +44,12 @@ from matching.photos import (
     PDQ_THRESHOLD,
     STRIP_THRESHOLD,
     WINDOW_THRESHOLD,
-    HammingTable,
-    PhotoIndex,
+    HashSet,
+    PhotoArrays,
     compare,
+    hamming_pairs,
+    near_pairs,
+    plan_bands,
     same_photo,
 )
 from pipelines.photos import (
@@ -307,10 +310,8 @@ def test_no_false_matches_between_distinct_photos() -> None:
 def test_base_photos_are_not_near_duplicates() -> None:
     """Three hundred seeds, 44,850 pairs: no two base photos are the same photo."""
     prints = [fingerprint_image(base_photo(seed)) for seed in range(300)]
-    index = PhotoIndex(expected_size=len(prints))
-    for seed, fp in enumerate(prints):
-        assert index.query(fp) == [], f"seed {seed} matches {index.query(fp)}"
-        index.add(seed, fp)
+    found = near_pairs(PhotoArrays.of(prints))
+    assert len(found.low) == 0, list(zip(found.low, found.high, strict=True))
     closest = min(
         compare(a, b).pdq for i, a in enumerate(prints[:100]) for b in prints[i + 1 : 100]
     )
@@ -378,42 +379,101 @@ def _replace(fp: Fingerprint, **changes: Any) -> Fingerprint:
     return Fingerprint(**{**fp.__dict__, **changes})
 
 
-def test_index_finds_exactly_what_brute_force_finds() -> None:
+def brute_force(prints: list[Fingerprint]) -> set[tuple[int, int]]:
+    return {
+        (i, j)
+        for i, a in enumerate(prints)
+        for j in range(i + 1, len(prints))
+        if same_photo(a, prints[j])
+    }
+
+
+def index_set() -> list[Fingerprint]:
+    """Real photos and copies, placeholders, and random prints with others at, just inside and
+    just outside a threshold of one of their rules."""
     rng = random.Random(5)
-    prints = list(accuracy_set()[SEEDS[0]].values())
+    prints = [fp for by_kind in list(accuracy_set().values())[:12] for fp in by_kind.values()]
     prints += [fingerprint(placeholder(site)[0]) for site in SITES]
-    for seed_prints in list(accuracy_set().values())[1:12]:
-        prints += list(seed_prints.values())
     bases = [random_print(rng) for _ in range(100)]
     prints += bases
-    prints += [near_boundary(rng.choice(bases), rng, extra) for extra in (0, 0, 1) * 100]
-    index = PhotoIndex(expected_size=len(prints))
-    for key, fp in enumerate(prints):
-        index.add(key, fp)
-    for fp in prints:
-        assert index.query(fp) == [k for k, other in enumerate(prints) if same_photo(fp, other)]
-    assert index.candidates_checked < len(prints) ** 2 / 10
+    prints += [near_boundary(rng.choice(bases), rng, extra) for extra in (0, 0, -1, 1) * 100]
+    rng.shuffle(prints)
+    return prints
 
 
-def test_index_keys() -> None:
+def test_near_pairs_finds_exactly_what_brute_force_finds() -> None:
+    prints = index_set()
+    expected = brute_force(prints)
+    found = near_pairs(PhotoArrays.of(prints))
+    pairs = list(zip(found.low.tolist(), found.high.tolist(), strict=True))
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == expected
+    # A pair exactly at a threshold is in, one bit past it is out: both kinds are in the set.
+    comparisons = [compare(prints[i], prints[j]) for i, j in expected]
+    assert any(c.pdq == PDQ_THRESHOLD for c in comparisons)
+    assert any(c.window == WINDOW_THRESHOLD and c.pdq > PDQ_THRESHOLD for c in comparisons)
+    assert any(c.strip == STRIP_THRESHOLD and c.rule == "overlay" for c in comparisons)
+    for k, (i, j) in enumerate(pairs):
+        comparison = compare(prints[i], prints[j])
+        assert (found.pdq[k], found.window[k], found.strip[k]) == (
+            comparison.pdq,
+            comparison.window,
+            comparison.strip,
+        )
+    # Comparing all pairs would compare 25 hash pairs per photo pair.
+    assert found.checked < len(prints) ** 2 / 2
+
+
+def test_near_pairs_of_new_photos() -> None:
+    prints = index_set()
+    rng = random.Random(8)
+    new = np.array([rng.random() < 0.2 for _ in prints])
+    found = near_pairs(PhotoArrays.of(prints), new)
+    expected = {(i, j) for i, j in brute_force(prints) if new[i] or new[j]}
+    assert set(zip(found.low.tolist(), found.high.tolist(), strict=True)) == expected
+    nothing = near_pairs(PhotoArrays.of(prints), np.zeros(len(prints), dtype=bool))
+    assert len(nothing.low) == 0 and nothing.checked == 0
+
+
+def test_near_pairs_of_identical_and_of_no_photos() -> None:
     fp = Fingerprint.from_json(GOLDEN)
-    index = PhotoIndex()
-    index.add("a", fp)
-    index.add("a", fp)  # the same again is no change
-    assert len(index) == 1 and "a" in index and index.query(fp) == ["a"]
-    with pytest.raises(ValueError, match="already indexed"):
-        index.add("a", random_print(random.Random(1)))
+    found = near_pairs(PhotoArrays.of([fp, random_print(random.Random(1)), fp]))
+    assert (found.low.tolist(), found.high.tolist()) == ([0], [2])
+    assert (found.pdq[0], found.strip[0]) == (0, 0)
+    assert len(near_pairs(PhotoArrays.of([])).low) == 0
 
 
-def test_hamming_table_pigeonhole() -> None:
-    rng = random.Random(2)
-    table = HammingTable(64, 8)
-    values = [rng.getrandbits(64) for _ in range(300)]
-    for owner, value in enumerate(values):
-        table.add(value, owner)
-    for owner, value in enumerate(values):
-        probe = flip(value, 64, 8, rng)
-        assert owner in set(table.probe(probe))
+@pytest.mark.parametrize(("bits", "radius"), [(64, 8), (64, 3), (256, 31), (128, 16)])
+def test_hamming_pairs_at_and_past_the_radius(bits: int, radius: int) -> None:
+    """Every pair at exactly the radius is found, whatever the table size; none past it."""
+    rng = random.Random(bits + radius)
+    values = [rng.getrandbits(bits) for _ in range(400)]
+    probes = [flip(v, bits, radius, rng) for v in values[:200]]
+    probes += [flip(v, bits, radius + 1, rng) for v in values[200:]]
+    probes += [rng.getrandbits(bits) for _ in range(100)]  # more probes than entries: swapped
+    for entries in (10, 10**7):  # a small and a large table plan different bands
+        plan = plan_bands(bits, radius, len(probes), entries)
+        assert sum(band.radius + 1 for band in plan) >= radius + 1
+        assert sum(band.width for band in plan) == bits
+    table = HashSet(
+        np.array([[(v >> s) & (2**64 - 1) for s in range(0, bits, 64)] for v in values], np.uint64),
+        np.arange(len(values)),
+    )
+    probe_set = HashSet(
+        np.array([[(v >> s) & (2**64 - 1) for s in range(0, bits, 64)] for v in probes], np.uint64),
+        np.arange(len(probes)),
+    )
+    found = set()
+    for a, b, _count in hamming_pairs(probe_set, table, bits, radius):
+        found.update(zip(a.tolist(), b.tolist(), strict=True))
+    expected = {
+        (i, j)
+        for i, p in enumerate(probes)
+        for j, v in enumerate(values)
+        if (p ^ v).bit_count() <= radius
+    }
+    assert {(i, i) for i in range(200)} <= expected
+    assert found == expected
 
 
 # --- the demo world's photos -----------------------------------------------------------------
