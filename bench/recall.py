@@ -1,7 +1,8 @@
 """Recall of daily crawls over the demo world, and what incremental crawling saves each day.
 
 Serves the demo world's four sites in a child process (as ``lovitura demo`` does: prikbord
-with its rate limit, slow pages and server errors), crawls every simulated day once with the
+with its rate limit, 429s, slow pages and server errors, at the demo's pace, see
+``lovitura_crawl.demo.DEMO_PACE``), crawls every simulated day once with the
 full pipeline into a fresh SQLite database, and compares what was stored with the truth:
 
 * recall per site: the share of (ad, day) pairs the truth says were online on a crawled day

@@ -760,6 +760,7 @@ def test_new_photos_are_made_ahead_in_a_child_process() -> None:
     view = WorldView(world, 0, recipe=partial(build_world, 1, scale="tiny"))
     try:
         view.set_day(1)
+        view.photos_made()
 
         def refuse(photo_id: str) -> tuple[bytes, str]:
             raise AssertionError(f"photo {photo_id} made on demand, not ahead")
