@@ -127,6 +127,10 @@ def test_crawl_counts_an_ad_without_phone_and_a_broken_page_and_goes_on(
     assert proxy.cuts == 2  # asked, retried once, given up
     assert stats["lovitura/page/ResponseDataLossError"] == 1
     assert stats["lovitura/phone/none"] >= 1
+    # Stored fingerprints are looked up once per ad with photos, not once per photo.
+    assert (
+        stats["lovitura/photo/lookups"] <= stats["item_scraped_count"] < stats["lovitura/photo/ok"]
+    )
 
     shown = {ad.site_ad_id for ad in world.ads_on("prikbord", 0)}
     engine = make_engine(db_url)
