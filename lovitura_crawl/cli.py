@@ -628,7 +628,7 @@ def sites() -> None:
 @click.option(
     "--photos-ahead",
     is_flag=True,
-    help="Make each day's new photos ahead of the crawler, in a child process (the demo does).",
+    help="Make each day's new photos ahead of the crawler, in a child process.",
 )
 @click.option(
     "--free-ports",
