@@ -41,8 +41,10 @@ DEMO_PACE = 0.25
 # time per page when the machine is busy). Prikbord keeps a pause that stays below its
 # (scaled) rate limit of 40 requests a second; it still sheds load with a 429 now and then,
 # which the crawler waits out. Still one request at a time per site: two at a time (and the
-# sites making photos ahead, `sites serve --photos-ahead`) gave no gain on a busy 2-core
-# machine and made first-day photo requests time out (DownloadTimeoutError after 60 s).
+# sites making photos ahead, `sites serve --photos-ahead`) gave no measurable gain on a busy
+# 2-core machine. Known shortcoming: when the machine is very busy (load above 20), some
+# first-day requests to the sites' one process wait more than DOWNLOAD_TIMEOUT (60 s) and are
+# retried; the cause (the sites' GIL-bound photo making, or their accept queue) is not pinned.
 DEMO_SITE_SETTINGS: dict[str, dict[str, Any]] = {
     "roodlicht": {"DOWNLOAD_DELAY": 0},
     "nachtvlinder": {"DOWNLOAD_DELAY": 0},
