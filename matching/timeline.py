@@ -12,11 +12,13 @@ her). Ties go to the place more ads name, then to the place code, so the result 
 on input order.
 
 A losing sighting is only *lingering* when it behaves like a forgotten ad: it never wins again
-after it started losing, and it stops within :data:`LINGER_DAYS`. Any other losing sighting is a
-*contradiction*: these ads put her in two places at once. The linker uses contradictions to keep
-apart ads of different women, the trail builder uses the daily winners. Sightings of an ad that
-was posted twice at once (once under a nearby city she is not in) are never contradictions: the
-copy is the poster's, not another woman's.
+after it started losing, it stops within :data:`LINGER_DAYS`, and, if it never won at all while
+crawled from its first day, it named its place before the winning place was named (an ad posted
+where she is not, as late as the winner or later, is not left over from an earlier stay). Any
+other losing sighting is a *contradiction*: these ads put her in two places at once. The linker
+uses contradictions to keep apart ads of different women, the trail builder uses the daily
+winners. Sightings of an ad that was posted twice at once (once under a nearby city she is not
+in) are never contradictions: the copy is the poster's, not another woman's.
 
 Days are proleptic ordinals (``date.toordinal()``) so that day arithmetic is integer arithmetic.
 Places are strings: a CBS municipality code (``GM0363``) or, abroad, a country code (``BE``).
@@ -90,6 +92,11 @@ def ad_sightings(
 
 def daily_winners(sightings: Iterable[Sighting]) -> dict[int, Place]:
     """The place of each day (see the module docstring)."""
+    return {day: place for day, (place, _since) in _daily_winners(sightings).items()}
+
+
+def _daily_winners(sightings: Iterable[Sighting]) -> dict[int, tuple[Place, int]]:
+    """The place of each day and the ``since`` of its run."""
     by_place: dict[Place, dict[int, list[Sighting]]] = defaultdict(lambda: defaultdict(list))
     for s in sightings:
         by_place[s.place][s.day].append(s)
@@ -115,13 +122,14 @@ def _runs(days: list[int]) -> list[list[int]]:
     return runs
 
 
-def _winner(candidates: list[tuple[int, int, int, Place]]) -> Place:
+def _winner(candidates: list[tuple[int, int, int, Place]]) -> tuple[Place, int]:
     if len(candidates) == 1:
-        return candidates[0][3]
+        return candidates[0][3], candidates[0][0]
     newest = max(candidates)
     if newest[2] == 1 and any(c[2] > 1 for c in candidates):
         candidates = [c for c in candidates if c[2] > 1]
-    return max(candidates, key=lambda c: (c[0], c[1], c[3]))[3]
+    best = max(candidates, key=lambda c: (c[0], c[1], c[3]))
+    return best[3], best[0]
 
 
 def contradiction_days(
@@ -130,16 +138,28 @@ def contradiction_days(
     linger: int = LINGER_DAYS,
 ) -> set[int]:
     """Days on which these ads put her in two places and a losing ad is not a lingering one."""
+    won = _daily_winners(sightings)
     if winners is None:
-        winners = daily_winners(sightings)
+        winners = {day: place for day, (place, _since) in won.items()}
     runs: dict[tuple[int, Place, int], list[int]] = defaultdict(list)
     for s in sightings:
         if not s.copy:
             runs[(s.ad_id, s.place, s.since)].append(s.day)
     bad: set[int] = set()
-    for (_ad, place, _since), days in runs.items():
+    for (_ad, place, since), days in runs.items():
         losses = [d for d in days if winners.get(d) != place]
-        if losses and not _lingers(days, losses, place, winners, linger):
+        if not losses:
+            continue
+        # An ad that never won is left over from an earlier stay only when it named its place
+        # before the winning place was named; one seen from its first day on that started
+        # naming it as late or later is another woman's (a copy never gets here). An ad
+        # online before the first crawl may have won before anyone looked.
+        newer = (
+            since >= min(days) - 1
+            and not any(winners.get(d) == place for d in days)
+            and since >= won.get(min(losses), ("", since))[1]
+        )
+        if newer or not _lingers(days, losses, place, winners, linger):
             bad.update(losses)
     return bad
 

@@ -107,6 +107,17 @@ def test_two_places_at_once_are_contradictions_and_lingering_is_not() -> None:
     assert extra_contradictions(_ad(1, range(0, 15), UTRECHT), moved) == 0
 
 
+def test_a_new_ad_elsewhere_that_never_wins_is_a_contradiction_even_when_short() -> None:
+    # Crawling ended two days after the Amsterdam ad went up: it loses to Utrecht, named on two
+    # sites, but it is no ad left over from an earlier stay, since Utrecht was named first.
+    her = _ad(1, range(0, 7), UTRECHT) + _ad(2, range(0, 7), UTRECHT, "nachtvlinder")
+    newer = _ad(3, range(5, 7), AMSTERDAM, "prikbord")
+    assert contradiction_days(her + newer) == {D0 + 5, D0 + 6}
+    # An ad posted in Amsterdam before she was named in Utrecht is a stale one.
+    older = ad_sightings(4, "prikbord", [(D0 + d, AMSTERDAM) for d in range(0, 3)], D0 - 9)
+    assert contradiction_days(her + older) == set()
+
+
 def test_newest_place_wins_then_most_ads() -> None:
     sightings = [
         Sighting(1, D0, UTRECHT, D0 - 5, "roodlicht"),
