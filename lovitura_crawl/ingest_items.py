@@ -26,7 +26,6 @@ from typing import Any
 
 import scrapy
 from scrapy import signals
-from scrapy.logformatter import LogFormatter
 
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
 from lovitura_crawl.itemschema import ItemError, check_item
@@ -86,29 +85,6 @@ class IngestSummary:
             "photos": dict(self.photos),
             "finish_reason": self.finish_reason,
         }
-
-
-class PrivateLogFormatter(LogFormatter):
-    """Scrapy's log messages without the item: an item holds ad text and phone numbers, which
-    may not be logged above DEBUG (docs/privacy.md)."""
-
-    def dropped(self, item: Any, exception: BaseException, response: Any, spider: Any) -> Any:
-        result = super().dropped(item, exception, response, spider)
-        result["msg"] = "Dropped: %(exception)s (%(item)s)"
-        result["args"] = {"exception": exception, "item": _label(item)}
-        return result
-
-    def item_error(self, item: Any, exception: BaseException, response: Any, spider: Any) -> Any:
-        result = super().item_error(item, exception, response, spider)
-        result["args"] = {"item": _label(item)}
-        return result
-
-
-def _label(item: Any) -> str:
-    get = getattr(item, "get", None)
-    if get is None:
-        return type(item).__name__
-    return f"{get('site')}/{get('site_ad_id')}"
 
 
 class IngestSpider(scrapy.Spider):
@@ -307,7 +283,7 @@ def ingest_settings(db_url: str, purpose: str, extra: dict[str, Any] | None = No
         {
             "LOVITURA_DATABASE_URL": db_url,
             "LOVITURA_PURPOSE": purpose,
-            "LOG_FORMATTER": f"{__name__}.PrivateLogFormatter",
+            "LOG_FORMATTER": "lovitura_crawl.logformat.PrivateLogFormatter",
             **(extra or {}),
         }
     )

@@ -109,3 +109,5 @@ PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
+# Scrapy's own formatter logs whole dropped items (ad text, phones) at WARNING.
+LOG_FORMATTER = "lovitura_crawl.logformat.PrivateLogFormatter"

@@ -241,3 +241,21 @@ def test_cli_purge_from_cron(tmp_path: Path) -> None:
     assert OLD["phone"].encode() not in sqlite_bytes(url)
     bad = runner.invoke(root, ["purge", "--db", url, "--now", "gisteren"])
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
+
+
+def test_purge_covers_every_folder_a_crawl_writes(tmp_path: Path) -> None:
+    from scrapy.settings import Settings
+
+    from lovitura_crawl.privacy.files import crawl_directories
+
+    settings = Settings(
+        {
+            "JOBDIR": str(tmp_path / "job"),
+            "FILES_STORE": str(tmp_path / "files"),
+            "IMAGES_STORE": "s3://bucket/images",
+            "LOVITURA_WARC_DIR": str(tmp_path / "warc"),
+        }
+    )
+    found = set(crawl_directories(settings))
+    assert {tmp_path / "job", tmp_path / "files", tmp_path / "warc"} <= found
+    assert not any("bucket" in str(path) for path in found)

@@ -111,7 +111,8 @@ def remove_exports(exports: Iterable[tuple[str, str]], dry_run: bool = False) ->
 
 def crawl_directories(settings: Any) -> list[Path]:
     """Folders the crawl may leave data in, from its Scrapy settings: JOBDIR, the HTTP cache,
-    and local FILES_STORE / IMAGES_STORE."""
+    local FILES_STORE / IMAGES_STORE, and the WARC archives of LOVITURA_WARC_DIR (whole pages,
+    phone numbers included)."""
     found: list[Path] = []
     if settings.get("JOBDIR"):
         found.append(Path(settings.get("JOBDIR")))
@@ -119,7 +120,7 @@ def crawl_directories(settings: Any) -> list[Path]:
         from scrapy.utils.project import data_path
 
         found.append(Path(data_path(settings.get("HTTPCACHE_DIR"), createdir=False)))
-    for name in ("FILES_STORE", "IMAGES_STORE"):
+    for name in ("FILES_STORE", "IMAGES_STORE", "LOVITURA_WARC_DIR"):
         value = settings.get(name)
         if value and "://" not in str(value):
             found.append(Path(value))
