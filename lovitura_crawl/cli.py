@@ -71,7 +71,9 @@ def _friendly(exc: Exception) -> str | None:
 
     from lovitura_crawl.db.engine import DatabaseURLError
 
-    if isinstance(exc, DatabaseURLError | ArgumentError):
+    if isinstance(exc, DatabaseURLError):
+        return f"bad database URL: {exc}"  # it names the URLs to use already
+    if isinstance(exc, ArgumentError):
         return f"bad database URL: {exc}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
     if isinstance(exc, OperationalError | ProgrammingError):
         detail = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
@@ -584,11 +586,26 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
 @db.command("downgrade")
 @DB_OPTION
 @click.option("--revision", required=True, help="Target revision, e.g. base.")
-def db_downgrade(db_url: str | None, revision: str) -> None:
-    """Migrate the database down to REVISION (base removes every table)."""
+@click.option("--yes", is_flag=True, help="Do not ask: the tables and columns it removes are lost.")
+def db_downgrade(db_url: str | None, revision: str, yes: bool) -> None:
+    """Migrate the database down to REVISION (base removes every table, the audit log too).
+
+    A downgrade deletes the data of every table and column it removes, so it asks first;
+    without a terminal, give --yes. Take a backup before you run it on a database in use.
+    """
     from lovitura_crawl.db.migrate import downgrade
 
     url = resolve_url(db_url)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "a downgrade deletes data and there is no terminal to ask: add --yes"
+            )
+        click.confirm(
+            f"Downgrade {masked(url)} to {revision}? The data of every table and column it "
+            "removes is lost",
+            abort=True,
+        )
     downgrade(url, revision)
     click.echo(f"{masked(url)} is at {revision}")
 

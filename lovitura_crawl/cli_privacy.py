@@ -107,7 +107,12 @@ def _rebuild_trails(engine: Any) -> None:
     help="TOML file with the retention terms (docs/privacy.md). "
     "Default: $LOVITURA_RETENTION_FILE, else the built-in terms.",
 )
-@click.option("--now", default=None, help="Purge as if it were this ISO 8601 time (replays).")
+@click.option(
+    "--now",
+    default=None,
+    help="Purge as if it were this ISO 8601 time with a zone, e.g. 2028-01-01T00:00:00+01:00 "
+    "(replays).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
 @click.option(
     "--no-vacuum-full",
@@ -408,7 +413,8 @@ def subject(
 @click.option(
     "--reveal",
     is_flag=True,
-    help="Show clear values instead of pseudonyms (audited; refused to the analyst role).",
+    help="Show clear values instead of pseudonyms (audited). The clear values are read with "
+    "your own login, not with --role: a login with only the analyst role is refused.",
 )
 @KEY_OPTION
 def query(

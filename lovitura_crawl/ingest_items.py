@@ -161,7 +161,9 @@ class IngestSpider(scrapy.Spider):
         except UnicodeDecodeError:
             return self._reject(number, "bad-encoding", "the line is not UTF-8")
         except json.JSONDecodeError as exc:
-            return self._reject(number, "bad-json", f"not JSON: {exc.msg} at column {exc.colno}")
+            return self._reject(
+                number, "bad-json", f"not JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+            )
         try:
             checked = check_item(data, base)
         except ItemError as exc:

@@ -39,3 +39,18 @@ def test_report_needs_exactly_one_subject(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "x.csv")])
     assert result.exit_code != 0
     assert "exactly one of --municipality and --person" in result.output
+
+
+def test_downgrade_asks_before_it_deletes(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    url = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", url]).exit_code == 0
+    refused = CliRunner().invoke(main, ["db", "downgrade", "--db", url, "--revision", "base"])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    engine = sqlalchemy.create_engine(url)
+    assert "ads" in sqlalchemy.inspect(engine).get_table_names()
+    done = CliRunner().invoke(main, ["db", "downgrade", "--db", url, "--revision", "base", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "ads" not in sqlalchemy.inspect(engine).get_table_names()
+    engine.dispose()

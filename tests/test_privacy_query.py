@@ -209,6 +209,8 @@ def test_clear_values_only_with_an_audited_reveal(
         role=role,
     )
     assert {row[0] for row in outcome.result.rows} == {PHONE_A}
+    # the column now holds clear numbers: its name no longer says "pseudonym"
+    assert not any("pseudonym" in name for name in outcome.result.columns)
     commands = [e.command for e in audit.records(engine, limit=2)]
     assert commands == ["query", "reveal"]
     assert audit.verify(engine).ok

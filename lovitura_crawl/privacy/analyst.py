@@ -224,7 +224,19 @@ def reveal_rows(engine: Engine, result: QueryResult, *, actor: str, purpose: str
         engine, [c for c in found if is_pseudonym(c)], actor=actor, purpose=purpose, reason="query"
     )
     rows = [tuple(clear.get(c, c) if isinstance(c, str) else c for c in row) for row in result.rows]
-    return QueryResult(result.columns, rows, result.truncated)
+    revealed = {index for row in result.rows for index, cell in enumerate(row) if cell in clear}
+    # A column that now holds clear values must not keep a name that says "pseudonym".
+    columns = [
+        _clear_name(name) if index in revealed else name
+        for index, name in enumerate(result.columns)
+    ]
+    return QueryResult(columns, rows, result.truncated)
+
+
+def _clear_name(column: str) -> str:
+    """``phone_pseudonym`` -> ``phone_clear``; other names get ``_clear`` appended."""
+    stem = column.removesuffix("_pseudonym")
+    return f"{stem}_clear"
 
 
 def run_audited(
