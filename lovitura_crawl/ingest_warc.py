@@ -18,6 +18,7 @@ records that cannot be read are counted by reason and skipped.
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import os
@@ -211,13 +212,31 @@ def index_archive(path: Path) -> ArchiveIndex:
                 index.rejected["damaged"] += 1
                 logger.warning("%s is damaged after %d records: %s", path, index.records, exc)
                 break
-            reason = _index_record(index, record, records.get_record_offset())
+            reason = _index_record(index, record, records)
             if reason:
                 index.rejected[reason] += 1
+    if not (index.rejected["damaged"] or index.rejected["truncated"]) and _gzip_cut_off(path):
+        index.rejected["truncated"] += 1
+        logger.warning("%s ends in the middle of a record after %d records", path, index.records)
     return index
 
 
-def _index_record(index: ArchiveIndex, record: Any, offset: int) -> str | None:
+def _gzip_cut_off(path: Path) -> bool:
+    """True when a gzipped archive ends before its last member does (a cut-off copy): the
+    reader then stops early without an error, having lost the records in that member."""
+    with path.open("rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            return False
+    try:
+        with gzip.open(path) as stream:
+            while stream.read(1 << 20):
+                pass
+    except (EOFError, gzip.BadGzipFile):
+        return True
+    return False
+
+
+def _index_record(index: ArchiveIndex, record: Any, records: ArchiveIterator) -> str | None:
     kind = record.rec_type
     if kind in ("warcinfo", "request", "metadata", "resource"):
         return None
@@ -234,7 +253,12 @@ def _index_record(index: ArchiveIndex, record: Any, offset: int) -> str | None:
         return "bad-header"
     if not 100 <= status <= 599:
         return "no-http-status"
-    record.content_stream().read()  # to the end of the record, so the next one can be read
+    # Read to the end of the record (so the next one can be read), counting what is there: a
+    # file cut off in the middle of a record still yields its header, with a short body.
+    expected = record.length - (getattr(http, "total_len", 0) or 0)
+    if len(record.raw_stream.read()) < expected:
+        return "truncated"
+    offset = records.get_record_offset()  # (it reads the record to its end when not yet read)
     index.captures.setdefault(url, []).append(Capture(offset, status, captured.replace(tzinfo=UTC)))
     return None
 
@@ -348,9 +372,10 @@ async def replay_async(settings: Any, paths: list[Path], site: str) -> list[Repl
     """Replay ``paths`` in order, one crawl each, inside a running reactor."""
     from scrapy.crawler import AsyncCrawlerRunner, Crawler
 
+    from lovitura_crawl.crawl import check_interrupted, track
     from lovitura_crawl.spiders.base import SiteSpider
 
-    runner = AsyncCrawlerRunner(settings)
+    runner = track(AsyncCrawlerRunner(settings))  # a first Ctrl-C or SIGTERM stops it gracefully
     try:
         spidercls = runner.spider_loader.load(site)
     except KeyError as exc:
@@ -364,6 +389,7 @@ async def replay_async(settings: Any, paths: list[Path], site: str) -> list[Repl
         logger.warning("%s is a browser site: what its spider clicks open is not replayed", site)
     outcomes = []
     for path in paths:
+        check_interrupted()
         archive = index_archive(path)
         if not archive.captures:
             raise ReplayError(f"{path} holds no HTTP responses to replay")
@@ -382,6 +408,7 @@ async def replay_async(settings: Any, paths: list[Path], site: str) -> list[Repl
                 finish_reason=str(stats.get("finish_reason", "unknown")),
             )
         )
+    check_interrupted()
     return outcomes
 
 

@@ -119,9 +119,16 @@ def test_two_workers_share_a_crawl(world: World, db_url: str, prefix: str, tmp_p
         n_ads = conn.execute(text("SELECT COUNT(*) FROM ads")).scalar_one()
     engine.dispose()
     assert len(runs) == WORKERS * world.days
+    # Both workers take pages from the one shared queue. On a busy machine one worker can start
+    # so late that the other has done a small day alone (seen in CI at load 20), so sharing is
+    # asked of the run as a whole, not of every day.
+    shared_days = sum(
+        all(n_items > 0 for _, n_items, _ in runs[day * WORKERS : (day + 1) * WORKERS])
+        for day in range(world.days)
+    )
+    assert shared_days >= 1, "on no day did both workers take pages from the shared crawl"
     for day in range(world.days):
         day_runs = runs[day * WORKERS : (day + 1) * WORKERS]
-        assert all(n_items > 0 for _, n_items, _ in day_runs), "both workers did work"
         assert len({clock for clock, _, _ in day_runs}) == 1, "one clock for the shared crawl"
         assert sum(bool(complete) for _, _, complete in day_runs) == 1, lovitura_lines(logs[day])
     ids = {ad_id for ad_id, _ in truth}

@@ -114,3 +114,33 @@ def test_a_replay_needs_the_site_and_an_archive_of_it(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode != 0 and "none of the site's start pages" in done.stderr
+
+
+def _archive_of_pages(path: Path, pages: int) -> bytes:
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    for number in range(pages):
+        body = (b"<p>a page of the demo world</p>" * 800) + str(number).encode()
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        record = writer.create_warc_record(
+            f"http://127.0.0.1:9/ad/{number}",
+            "response",
+            payload=io.BytesIO(body),
+            http_headers=http,
+        )
+        writer.write_record(record)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("cut", [60, 400])
+def test_a_cut_off_archive_is_counted_as_truncated(tmp_path: Path, cut: int) -> None:
+    whole = _archive_of_pages(tmp_path / "whole.warc.gz", 3)
+    path = tmp_path / "cut.warc.gz"
+    path.write_bytes(whole[:-cut])  # a copy that stopped in the middle of the last record
+    index = index_archive(path)
+    assert index.rejected["truncated"] == 1
+    assert len(index.captures) == 2  # the whole records before the cut are still replayed
+
+    complete = tmp_path / "complete.warc.gz"
+    complete.write_bytes(whole)
+    assert not index_archive(complete).rejected
