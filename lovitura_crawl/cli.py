@@ -52,12 +52,20 @@ class LoviturGroup(click.Group):
     """The ``lovitura`` group: expected failures end in one clear line, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from lovitura_crawl.crawl import Interrupted
+
         try:
             return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
         except (click.ClickException, click.Abort):
             raise
+        except Interrupted as exc:  # SIGINT or SIGTERM: 130 or 143, as a shell reports it
+            click.echo(f"Interrupted: {exc.message()}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from exc
+        except KeyboardInterrupt as exc:  # Ctrl-C outside a crawl
+            click.echo("Interrupted: stopped by SIGINT", err=True)
+            raise click.exceptions.Exit(130) from exc
         except Exception as exc:
             message = _friendly(exc)
             if message is None:
@@ -85,8 +93,11 @@ def _friendly(exc: Exception) -> str | None:
             )
         return f"cannot use the database: {detail}; check --db and that the server runs"
     if isinstance(exc, LookupError | ValueError | OSError):
-        if isinstance(exc, KeyError) and exc.args:
-            return str(exc.args[0])
+        if isinstance(exc, KeyError):
+            # A KeyError that says something ("Spider not found: x") is for the user; one
+            # holding a bare key (KeyError('value')) is a bug: its traceback must show.
+            message = str(exc.args[0]) if exc.args else ""
+            return message if " " in message.strip() else None
         return str(exc)
     return None
 
@@ -265,7 +276,7 @@ def crawl(
     records it as killed and fetches what it missed. See docs/crawling.md.
     """
     from lovitura_crawl.clock import ClockError, parse_clock
-    from lovitura_crawl.crawl import CrawlJob
+    from lovitura_crawl.crawl import CrawlJob, Interrupted
     from lovitura_crawl.crawl import crawl as run_crawl
     from lovitura_crawl.db.migrate import upgrade
     from lovitura_crawl.db.reference import load_municipalities
@@ -291,7 +302,12 @@ def crawl(
     with ExitStack() as locks:
         locked = [] if redis_url else _lock_sites(locks, names, db)
         jobs = [CrawlJob(name, moment, urls.get(name)) for name in names if name not in locked]
-        outcomes = run_crawl(jobs, overrides) if jobs else []
+        try:
+            outcomes = run_crawl(jobs, overrides) if jobs else []
+        except Interrupted as exc:
+            for outcome in exc.outcomes:
+                click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}")
+            raise
     failed = [o for o in outcomes if o.finish_reason != "finished" or not _listing_ok(o.stats)]
     for outcome in outcomes:
         note = "" if _listing_ok(outcome.stats) else " (listing NOT complete: see the log)"
@@ -706,6 +722,12 @@ def _wait_forever() -> None:
 
 
 def _control_loop(running: Any, world: Any) -> None:
+    import signal
+
+    # The process that started us (the demo) owns our life: it says "stop", or closes our
+    # standard input when it dies. A Ctrl-C in the terminal reaches it, which stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def answer(message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
         sys.stdout.flush()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +22,66 @@ logger = logging.getLogger(__name__)
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """The command was stopped by SIGINT (Ctrl-C) or SIGTERM.
+
+    The first signal stops the crawls gracefully (their runs are recorded as ``shutdown``);
+    ``forced`` when a second one stopped the reactor at once. ``exit_code`` is 128 + signal.
+    """
+
+    def __init__(
+        self, signum: int, forced: bool = False, outcomes: list[CrawlOutcome] | None = None
+    ) -> None:
+        self.signum = signum
+        self.forced = forced
+        self.outcomes = outcomes or []  # the crawls that ended, each with its finish reason
+        self.signame = signal.Signals(signum).name
+        super().__init__(self.message())
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def message(self) -> str:
+        if self.forced:
+            return (
+                f"interrupted by {self.signame} twice: stopped at once; crawls still running "
+                "are recorded as killed by the next crawl of their site"
+            )
+        return (
+            f"interrupted by {self.signame}: the crawls stopped gracefully and are recorded as "
+            "shutdown; the next crawl fetches what they missed"
+        )
+
+
+class _Shutdown:
+    """Signal handling of one reactor session: first signal graceful, second forced."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.forced = False
+        self.runners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` once a signal asked the command to stop."""
+        if self.signum is not None:
+            raise Interrupted(self.signum, self.forced)
+
+
+_shutdown = _Shutdown()
+
+
+def track(runner: T) -> T:
+    """Register a crawler runner: the first SIGINT or SIGTERM stops its crawls gracefully."""
+    _shutdown.runners.add(runner)
+    return runner
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` when a signal asked the command to stop (between stages)."""
+    _shutdown.check()
 
 
 @dataclass
@@ -63,6 +125,8 @@ def run_reactor(main: Callable[[], Awaitable[T]], settings: Settings) -> T:
 
     reactor: Any = _reactor
     outcome: dict[str, Any] = {}
+    global _shutdown
+    _shutdown = _Shutdown()
 
     async def wrapper() -> None:
         try:
@@ -72,10 +136,44 @@ def run_reactor(main: Callable[[], Awaitable[T]], settings: Settings) -> T:
         finally:
             reactor.callLater(0, reactor.stop)
 
+    def graceful(signum: int) -> None:
+        logger.info(
+            "Received %s, shutting down gracefully. Send again to force",
+            signal.Signals(signum).name,
+        )
+        for runner in list(_shutdown.runners):
+            deferred_from_coro(runner.stop())
+
+    def force(signum: int) -> None:
+        logger.info("Received %s twice, forcing unclean shutdown", signal.Signals(signum).name)
+        if reactor.running:
+            reactor.stop()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # Only flags here: the work runs in the reactor thread (logging in a handler can fail).
+        if _shutdown.signum is None:
+            _shutdown.signum = signum
+            reactor.callFromThread(graceful, signum)
+        else:
+            _shutdown.forced = True
+            for name in ("SIGINT", "SIGTERM"):  # a third signal ends the process at once
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+            reactor.callFromThread(force, signum)
+
+    def install_handlers() -> None:
+        for name in ("SIGINT", "SIGTERM"):
+            signal.signal(getattr(signal, name), on_signal)
+
     reactor.callWhenRunning(lambda: deferred_from_coro(wrapper()))
+    # Twisted's own SIGINT/SIGTERM handlers stop the reactor at once; ours replace them.
+    reactor.addSystemEventTrigger("after", "startup", install_handlers)
     reactor.run(installSignalHandlers=True)
     if "error" in outcome:
         raise outcome["error"]
+    if "value" not in outcome:  # the reactor stopped before main() ended
+        if _shutdown.signum is not None:
+            raise Interrupted(_shutdown.signum, forced=True)
+        raise RuntimeError("the reactor stopped before the command's work was done")
     return outcome["value"]
 
 
@@ -83,7 +181,8 @@ async def crawl_jobs(settings: Settings, jobs: list[CrawlJob]) -> list[CrawlOutc
     """Run ``jobs`` concurrently inside a running reactor; return each crawl's outcome."""
     from scrapy.crawler import AsyncCrawlerRunner, Crawler
 
-    runner = AsyncCrawlerRunner(settings)
+    _shutdown.check()
+    runner = track(AsyncCrawlerRunner(settings))
     crawlers: list[Crawler] = []
     tasks = []
     for job in jobs:
@@ -98,7 +197,10 @@ async def crawl_jobs(settings: Settings, jobs: list[CrawlJob]) -> list[CrawlOutc
         kwargs = {"base_url": job.base_url} if job.base_url else {}
         tasks.append(runner.crawl(crawler, **kwargs))
     await asyncio.gather(*tasks, return_exceptions=False)
-    return [_outcome(job, crawler) for job, crawler in zip(jobs, crawlers, strict=True)]
+    outcomes = [_outcome(job, crawler) for job, crawler in zip(jobs, crawlers, strict=True)]
+    if _shutdown.signum is not None:
+        raise Interrupted(_shutdown.signum, _shutdown.forced, outcomes)
+    return outcomes
 
 
 def _outcome(job: CrawlJob, crawler: Any) -> CrawlOutcome:

@@ -22,7 +22,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from lovitura_crawl.crawl import CrawlJob, crawl_jobs, project_settings, run_reactor
+from lovitura_crawl.crawl import (
+    CrawlJob,
+    check_interrupted,
+    crawl_jobs,
+    project_settings,
+    run_reactor,
+)
 from lovitura_crawl.db import models
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.db.migrate import downgrade, upgrade
@@ -271,6 +277,7 @@ def run_demo(
                 await asyncio.to_thread(link_day, engine, purpose, key)
                 if on_day is not None:
                     on_day(day, outcomes)
+                check_interrupted()  # a first Ctrl-C or SIGTERM: stop after the day's linking
 
         run_reactor(all_days, settings)
     finally:

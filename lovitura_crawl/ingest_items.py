@@ -299,12 +299,15 @@ async def ingest_async(
 
     from scrapy.crawler import AsyncCrawlerRunner, Crawler
 
+    from lovitura_crawl.crawl import check_interrupted, track
+
     started = time.monotonic()
     summary = IngestSummary(source=str(path))
     before = table_counts(settings.get("LOVITURA_DATABASE_URL"))
-    runner = AsyncCrawlerRunner(settings)
+    runner = track(AsyncCrawlerRunner(settings))  # a first Ctrl-C or SIGTERM stops it gracefully
     crawler = Crawler(IngestSpider, settings.copy())
     await runner.crawl(crawler, path=str(path), summary=summary, on_progress=on_progress)
+    check_interrupted()
     stats = crawler.stats.get_stats() if crawler.stats else {}
     after = table_counts(settings.get("LOVITURA_DATABASE_URL"))
     summary.stored = int(stats.get("item_scraped_count", 0))

@@ -30,6 +30,8 @@ import io
 import logging
 import multiprocessing
 import os
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -504,6 +506,25 @@ class PhotoDownloadError(Exception):
 
 
 _POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+_PARENT_CHECK_SECONDS = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker as soon as ``parent`` (the crawl) is gone.
+
+    A crawl killed with SIGKILL cannot stop its pool; its workers would be left to PID 1 for
+    good (and with them multiprocessing's resource tracker), one set more per killed daily
+    crawl. Watching the parent pid (re-parenting changes it) works on every platform.
+    """
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="lovitura-parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _shared_executor(
@@ -517,7 +538,12 @@ def _shared_executor(
     if pool is None:
         # "spawn": forking a process that runs a reactor and its threads is not safe.
         context = multiprocessing.get_context("spawn")
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         _POOLS[workers] = pool
     return pool
 
