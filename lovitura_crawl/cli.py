@@ -440,12 +440,17 @@ def explain(
 
     engine = make_engine(db_url)
     case = _purpose(engine, purpose)
-    text = render_explanation(explain_person(engine, person_id))
-    if not clear_phones:
+    if clear_phones:
+        text = render_explanation(explain_person(engine, person_id))
+    else:
         key = _key(key_file)
-        text = re.sub(r"\+[1-9]\d{6,14}\b", lambda m: pseudonymise_phone(m.group(0), key), text)
-        # The evidence snippets mark the number as the ad wrote it: hide it too.
-        text = re.sub(r"\[\[[^\]]*\]\]", "[[number]]", text)
+
+        def label(phone: str) -> str:
+            return pseudonymise_phone(phone, key)
+
+        # The evidence snippets show each number (as the ad wrote it) as its pseudonym.
+        text = render_explanation(explain_person(engine, person_id, phone_label=label))
+        text = re.sub(r"\+[1-9]\d{6,14}\b", lambda m: label(m.group(0)), text)
     audit.append(
         engine,
         audit.current_actor(),

@@ -5,26 +5,33 @@
 * the person (network, carousel figures) and her ads (site, id, nickname, age, place, dates,
   numbers);
 * ``links``: every stored link between two of her ads: kind, level, value, strength, and the
-  evidence itself: the text around the phone number in each ad (from the stored offsets), the
-  two photo URLs, the rule that matched them and their distances, the text similarity, an
-  analyst's reason;
+  evidence itself: the text around the shared phone number in each ad, the two photo URLs, the
+  rule that matched them and their distances, the text similarity, an analyst's reason;
 * ``network_links``: links from her ads to ads of other persons (why she is in her network,
   or evidence the linker refused to use for joining);
 * analysts' overrides on her ads, her person events, her stays and moves.
 
 ``render_explanation(dict)`` turns it into plain text for ``lovitura explain --person ID``.
-The output shows phone numbers and ad text: it is for analysts, never for logs.
+The output shows phone numbers and ad text: it is for analysts, never for logs. With a
+``phone_label`` (a pseudonym function) every number in a snippet shows as its label instead.
+
+A link's stored field and offsets are only a hint: the ad's texts change after the link is made
+(a new version moves the number, the phone field is emptied), so the number is looked up anew in
+the ad's own current title, text and phone field and in its stored versions, and the match at
+the stored field and offsets is preferred when it is still there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import Connection, Engine, Table, or_, select
 
 from lovitura_crawl.db import models
+from pipelines.phones import PhoneMatch, find_phones
 
 ADS: Table = models.Ad.__table__  # type: ignore[assignment]
 VERSIONS: Table = models.AdVersion.__table__  # type: ignore[assignment]
@@ -38,14 +45,23 @@ MOVES: Table = models.TrailMove.__table__  # type: ignore[assignment]
 
 SNIPPET_CONTEXT = 30  # characters shown either side of a phone number
 MAX_NETWORK_LINKS = 200
+MAX_VERSIONS = 20  # newest versions of an ad searched for a number its current text lacks
+
+PhoneLabel = Callable[[str], str]  # E.164 number -> what to show for it (a pseudonym)
+Source = tuple[str, str]  # (field, text) of an ad: "title", "text" or "phone_text"
 
 
 class UnknownPersonError(LookupError):
     """No person has the asked id."""
 
 
-def explain_person(engine: Engine, person_id: int) -> dict[str, Any]:
-    """Everything that explains person ``person_id`` (see the module docstring)."""
+def explain_person(
+    engine: Engine, person_id: int, phone_label: PhoneLabel | None = None
+) -> dict[str, Any]:
+    """Everything that explains person ``person_id`` (see the module docstring).
+
+    With ``phone_label`` every phone number in the evidence snippets is shown as its label.
+    """
     with engine.connect() as conn:
         person = conn.execute(select(PERSONS).where(PERSONS.c.id == person_id)).first()
         if person is None:
@@ -55,9 +71,12 @@ def explain_person(engine: Engine, person_id: int) -> dict[str, Any]:
             )
         ads = _ads(conn, person_id)
         ad_ids = [ad["id"] for ad in ads]
-        texts = _texts(conn, ad_ids)
         links = _links(conn, ad_ids)
         inside = set(ad_ids)
+        phone_ads = {
+            link[side] for link in links for side in ("ad_a", "ad_b") if link["kind"] == "phone"
+        }
+        texts = _Texts(_sources(conn, sorted(phone_ads)), phone_label)
         return {
             "person": _plain(dict(person._mapping)),
             "ads": ads,
@@ -131,23 +150,99 @@ def _ads(conn: Connection, person_id: int) -> list[dict[str, Any]]:
     return ads
 
 
-def _texts(conn: Connection, ad_ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """Title, text and (from the newest version) phone field of each ad."""
-    texts: dict[int, dict[str, str]] = {}
+def _sources(conn: Connection, ad_ids: Sequence[int]) -> dict[int, list[Source]]:
+    """The texts of each ad a number may be in: its current title and text, then the title,
+    text and phone field of its :data:`MAX_VERSIONS` newest versions, newest first."""
+    sources: dict[int, list[Source]] = {}
     for start in range(0, len(ad_ids), 500):
         chunk = list(ad_ids[start : start + 500])
         for ad_id, title, text in conn.execute(
             select(ADS.c.id, ADS.c.title, ADS.c.text).where(ADS.c.id.in_(chunk))
         ):
-            texts[ad_id] = {"title": title or "", "text": text or "", "phone_text": ""}
-        for ad_id, phone_text in conn.execute(
-            select(VERSIONS.c.ad_id, VERSIONS.c.phone_text)
+            sources[ad_id] = [("title", title or ""), ("text", text or "")]
+        versions: dict[int, int] = {}
+        for ad_id, title, text, phone_text in conn.execute(
+            select(VERSIONS.c.ad_id, VERSIONS.c.title, VERSIONS.c.text, VERSIONS.c.phone_text)
             .where(VERSIONS.c.ad_id.in_(chunk))
-            .order_by(VERSIONS.c.valid_from)
+            .order_by(VERSIONS.c.valid_from.desc())
         ):
-            if phone_text and ad_id in texts:
-                texts[ad_id]["phone_text"] = phone_text
-    return texts
+            versions[ad_id] = versions.get(ad_id, 0) + 1
+            if ad_id not in sources or versions[ad_id] > MAX_VERSIONS:
+                continue
+            for source in (("phone_text", phone_text), ("title", title), ("text", text)):
+                if source[1] and source not in sources[ad_id]:
+                    sources[ad_id].append((source[0], source[1]))
+    return sources
+
+
+def _region(e164: str) -> str:
+    """The country a number written without its country code in an ad would belong to."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or "NL"
+    except phonenumbers.NumberParseException:
+        return "NL"
+
+
+class _Texts:
+    """Finds a shared number in an ad's texts and shows it in its context."""
+
+    def __init__(self, sources: Mapping[int, list[Source]], phone_label: PhoneLabel | None):
+        self.sources = sources
+        self.phone_label = phone_label
+        self._found: dict[tuple[str, str], list[PhoneMatch]] = {}
+
+    def phones_in(self, text: str, region: str) -> list[PhoneMatch]:
+        key = (text, region)
+        if key not in self._found:
+            self._found[key] = find_phones(text, region)
+        return self._found[key]
+
+    def phone_snippet(
+        self, ad_id: int, number: str, field: str | None, start: Any, end: Any
+    ) -> tuple[str, str | None]:
+        """(snippet, field) of ``number`` in ad ``ad_id``; ("", field) when it is not found.
+
+        The match at the stored ``field``/``start``/``end`` wins, then any match in the stored
+        field, then the first match in the ad's other texts (see :func:`_sources`).
+        """
+        region = _region(number)
+        best: tuple[int, str, str, PhoneMatch] | None = None
+        for name, text in self.sources.get(ad_id, []):
+            for match in self.phones_in(text, region):
+                if match.e164 != number:
+                    continue
+                rank = 0 if name == field and (match.start, match.end) == (start, end) else 1
+                rank += 0 if name == field else 1
+                if best is None or rank < best[0]:
+                    best = (rank, name, text, match)
+        if best is None:
+            return "", field
+        _, name, text, match = best
+        return self.snippet(text, match, region), name
+
+    def snippet(self, text: str, match: PhoneMatch, region: str) -> str:
+        """The text around ``match``, the number between [[ and ]]; with a phone label, every
+        number in the shown text is replaced by its label."""
+        left = max(0, match.start - SNIPPET_CONTEXT)
+        right = min(len(text), match.end + SNIPPET_CONTEXT)
+        others = [
+            m
+            for m in self.phones_in(text, region)
+            if m is not match and m.start < right and left < m.end
+        ]
+        for other in others:  # never cut a number in two
+            left, right = min(left, other.start), max(right, other.end)
+        parts, at = [], left
+        for m in sorted([match, *others], key=lambda m: m.start):
+            if m.start < at:
+                continue  # overlaps the one before (a number inside a link)
+            shown = self.phone_label(m.e164) if self.phone_label else text[m.start : m.end]
+            parts += [text[at : m.start], f"[[{shown}]]" if m is match else shown]
+            at = m.end
+        parts.append(text[at:right])
+        before = "…" if left else ""
+        after = "…" if right < len(text) else ""
+        return " ".join(f"{before}{''.join(parts)}{after}".split())
 
 
 def _links(conn: Connection, ad_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -161,28 +256,18 @@ def _links(conn: Connection, ad_ids: Sequence[int]) -> list[dict[str, Any]]:
     return [links[i] for i in sorted(links)]
 
 
-def snippet(text: str, start: int | None, end: int | None) -> str:
-    """The text around ``text[start:end]``, the span itself between [[ and ]]."""
-    if start is None or end is None or not 0 <= start <= end <= len(text):
-        return ""
-    left = max(0, start - SNIPPET_CONTEXT)
-    right = min(len(text), end + SNIPPET_CONTEXT)
-    before = ("…" if left else "") + text[left:start]
-    after = text[end:right] + ("…" if right < len(text) else "")
-    return " ".join(f"{before}[[{text[start:end]}]]{after}".split())
-
-
-def _explained(link: dict[str, Any], texts: Mapping[int, Mapping[str, str]]) -> dict[str, Any]:
+def _explained(link: dict[str, Any], texts: _Texts) -> dict[str, Any]:
     detail = link.get("detail") or {}
     evidence: dict[str, Any] = {}
     if link["kind"] == "phone":
         for side in ("a", "b"):
-            field = detail.get(f"field_{side}") or "text"
-            text = texts.get(link[f"ad_{side}"], {}).get(field, "")
-            evidence[f"snippet_{side}"] = snippet(
-                text, detail.get(f"start_{side}"), detail.get(f"end_{side}")
+            evidence[f"snippet_{side}"], evidence[f"field_{side}"] = texts.phone_snippet(
+                link[f"ad_{side}"],
+                link["value"],
+                detail.get(f"field_{side}"),
+                detail.get(f"start_{side}"),
+                detail.get(f"end_{side}"),
             )
-            evidence[f"field_{side}"] = field
     elif link["kind"] == "photo":
         evidence = {
             "url_a": detail.get("url_a"),
@@ -211,7 +296,7 @@ def _outside(
     conn: Connection,
     links: Sequence[dict[str, Any]],
     inside: set[int],
-    texts: Mapping[int, Mapping[str, str]],
+    texts: _Texts,
 ) -> list[dict[str, Any]]:
     crossing = [k for k in links if (k["ad_a"] in inside) != (k["ad_b"] in inside)]
     others = sorted({k["ad_b"] if k["ad_a"] in inside else k["ad_a"] for k in crossing})

@@ -278,6 +278,66 @@ def test_links_carry_their_evidence_and_explain_shows_it(engine: Engine) -> None
     assert "phone/person" in text and "photo/person" in text and "GM0344" in text
 
 
+def test_explain_shows_the_shared_number_in_its_real_context(engine: Engine) -> None:
+    """The number in the phone field, in the body text, and both at once; offsets of the wrong
+    field or of another ad: every snippet shows the number, and its pseudonym by default."""
+    from lovitura_crawl.db.store import AdStore
+    from lovitura_crawl.privacy.pseudonym import pseudonymise_phone
+    from pipelines.phones import PhonesPipeline
+
+    body = "Lieve heren, ik ben nieuw hier en heel lief. Bel me op 06-12345671 voor een afspraak."
+    specs = [
+        AdSpec("roodlicht", "x1", range(0, 3), "Utrecht", HER, [(80, 0)], text=body),
+        AdSpec("nachtvlinder", "x2", range(0, 3), "Utrecht", HER, [(80, 1)], text=body),
+        AdSpec("escortgids", "x3", range(0, 3), "Utrecht", HER, [(80, 2)]),
+    ]
+    pipeline = PhonesPipeline()
+    store_ = AdStore(engine)
+    for day in range(3):
+        items = [spec.item(day, day) for spec in specs]
+        items[1]["phone_text"] = None  # x2: the number in its body text only
+        items[2]["text"] = items[2]["text"] + " 06 1234 5671 "  # x3: also in its body
+        store_.save([pipeline.process_item(item) for item in items])
+    link(engine)
+    ids = {name: ad_id(engine, name) for name in ("x1", "x2", "x3")}
+    with engine.begin() as conn:  # a link with the offsets of another ad
+        first = conn.execute(
+            select(models.Link.id).where(models.Link.kind == "phone").order_by(models.Link.id)
+        ).first()
+        assert first is not None
+        conn.execute(
+            models.Link.__table__.update()
+            .where(models.Link.id == first.id)
+            .values(detail={"field_a": "text", "start_a": 0, "end_a": 12, "field_b": "title"})
+        )
+    person = persons(engine)["x1"]
+    assert person is not None
+    key = b"k" * 32
+    clear = explain_person(engine, person)
+    hidden = explain_person(engine, person, phone_label=lambda p: pseudonymise_phone(p, key))
+    phone_links = [x for x in clear["links"] if x["kind"] == "phone"]
+    assert phone_links and len(phone_links) == len(
+        [x for x in hidden["links"] if x["kind"] == "phone"]
+    )
+    pseudonym = pseudonymise_phone(HER, key)
+    seen = set()
+    for shown, masked in zip(
+        phone_links, [x for x in hidden["links"] if x["kind"] == "phone"], strict=True
+    ):
+        for side in ("a", "b"):
+            snippet = shown["evidence"][f"snippet_{side}"]
+            number = snippet[snippet.index("[[") + 2 : snippet.index("]]")]
+            assert "".join(c for c in number if c.isdigit()).endswith("612345671"), snippet
+            assert f"[[{pseudonym}]]" in masked["evidence"][f"snippet_{side}"]
+            assert "12345671" not in masked["evidence"][f"snippet_{side}"].replace(" ", "")
+            assert "1234 5671" not in masked["evidence"][f"snippet_{side}"]
+            seen.add((shown[f"ad_{side}"], shown["evidence"][f"field_{side}"]))
+    assert (ids["x2"], "text") in seen
+    assert any(field == "phone_text" for _, field in seen)
+    assert "Bel me op [[06-12345671]]" in render_explanation(clear)
+    assert pseudonym in render_explanation(hidden) and "06-12345671" not in str(hidden["links"])
+
+
 def test_a_new_booking_number_is_as_shared_as_the_old_one(engine: Engine) -> None:
     old, new = "+31655550001", "+31655550002"
     store(

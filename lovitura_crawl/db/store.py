@@ -413,7 +413,12 @@ class AdStore:
     def _save_phones(
         self, conn: Connection, ad_id: int, item: Mapping[str, Any], seen: datetime
     ) -> None:
+        # One row per number: its first place in the ad (the phone field comes first), so that
+        # field, start and end always describe one and the same occurrence.
+        first: dict[str, Mapping[str, Any]] = {}
         for phone in item.get("phones") or []:
+            first.setdefault(phone["e164"], phone)
+        for phone in first.values():
             stmt = _insert(conn, PHONES).values(
                 ad_id=ad_id,
                 phone=phone["e164"],
@@ -425,7 +430,12 @@ class AdStore:
             )
             stmt = stmt.on_conflict_do_update(
                 index_elements=["ad_id", "phone"],
-                set_={"last_seen_at": seen, "start": stmt.excluded.start, "end": stmt.excluded.end},
+                set_={
+                    "last_seen_at": seen,
+                    "field": stmt.excluded.field,
+                    "start": stmt.excluded.start,
+                    "end": stmt.excluded.end,
+                },
             )
             conn.execute(stmt)
 
