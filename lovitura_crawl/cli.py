@@ -286,7 +286,15 @@ def crawl(
         moment = parse_clock(clock) if clock else None
     except ClockError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock") from exc
-    names = list(sites) or sorted(urls) or _all_spiders()
+    known = _all_spiders(_pairs(extra, "--set"))
+    names = list(sites) or sorted(urls) or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise click.BadParameter(
+            f"no spider for {', '.join(unknown)}: use one of {', '.join(known)} "
+            "(docs/adding-a-site.md adds a site)",
+            param_hint="SITES",
+        )
     db = resolve_url(db_url)
     upgrade(db)
     engine = make_engine(db)
@@ -359,12 +367,12 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-def _all_spiders() -> list[str]:
+def _all_spiders(overrides: dict[str, str] | None = None) -> list[str]:
     from scrapy.spiderloader import SpiderLoader
 
     from lovitura_crawl.crawl import project_settings
 
-    return sorted(SpiderLoader.from_settings(project_settings()).list())
+    return sorted(SpiderLoader.from_settings(project_settings(overrides)).list())
 
 
 # --- link, explain, evaluate -----------------------------------------------------------------

@@ -54,3 +54,12 @@ def test_downgrade_asks_before_it_deletes(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "ads" not in sqlalchemy.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_crawl_names_the_sites_it_knows(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["crawl", "--db", f"sqlite:///{tmp_path / 'c.sqlite'}", "nosuchsite"]
+    )
+    assert result.exit_code == 2
+    assert "nosuchsite" in result.output and "roodlicht" in result.output
+    assert not (tmp_path / "c.sqlite").exists()  # refused before anything is written
