@@ -530,11 +530,15 @@ def purpose_group() -> None:
 @click.option("--description", required=True, help="What the processing is for.")
 @click.option("--legal-basis", required=True, help="E.g. 'Wpg art. 9, onderzoek ZAAK-2026-0142'.")
 def purpose_add(code: str, db_url: str | None, description: str, legal_basis: str) -> None:
-    """Register purpose or case id CODE."""
+    """Register purpose or case id CODE (the database is created or migrated first, as a crawl
+    would: registering a purpose is usually the first thing done with a new database)."""
+    from lovitura_crawl.db.migrate import upgrade
     from lovitura_crawl.privacy import purpose as purposes
     from lovitura_crawl.privacy.audit import append, current_actor
 
-    engine = make_engine(db_url)
+    url = resolve_url(db_url)
+    upgrade(url)
+    engine = make_engine(url)
     try:
         info = purposes.register(engine, code, description, legal_basis, current_actor())
         filters = {"description": info.description, "legal_basis": info.legal_basis}

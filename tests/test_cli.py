@@ -63,3 +63,12 @@ def test_crawl_names_the_sites_it_knows(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "nosuchsite" in result.output and "roodlicht" in result.output
     assert not (tmp_path / "c.sqlite").exists()  # refused before anything is written
+
+
+def test_purpose_add_on_a_new_database_creates_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    args = ["purpose", "add", "ZAAK-9", "--db", url, "--description", "d", "--legal-basis", "b"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    listed = CliRunner().invoke(main, ["purpose", "list", "--db", url])
+    assert "ZAAK-9" in listed.output
