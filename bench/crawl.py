@@ -150,8 +150,9 @@ async def full_round(settings: Settings, urls: dict[str, str], db_url: str) -> R
     return sum(o.items for o in outcomes), time.monotonic() - started, time.process_time() - cpu
 
 
-def fresh_database(folder: Path, n: int) -> str:
-    url = f"sqlite:///{folder / f'full-{n}.sqlite'}"
+def fresh_database(folder: Path, name: str) -> str:
+    """A new SQLite database in ``folder``, migrated, with the gazetteer and the demo purpose."""
+    url = f"sqlite:///{folder / name}.sqlite"
     upgrade(url)
     engine = make_engine(url)
     load_municipalities(engine)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[Round]] = {"bare": [], "full": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            databases = [fresh_database(Path(tmp), n) for n in range(args.rounds)]
+            databases = [fresh_database(Path(tmp), f"full-{n}") for n in range(args.rounds)]
             settings = project_settings({**QUICK, "LOVITURA_PURPOSE": DEMO_PURPOSE})
 
             async def rounds() -> None:

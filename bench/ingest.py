@@ -39,18 +39,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from crawl import fresh_database  # bench/crawl.py
 from scrapy.crawler import AsyncCrawlerRunner, Crawler
 from scrapy.settings import Settings
 
 from fixtures.world import build_world
 from fixtures.world_items import write_world_items
 from lovitura_crawl.crawl import run_reactor
-from lovitura_crawl.db.engine import make_engine
-from lovitura_crawl.db.migrate import upgrade
-from lovitura_crawl.db.reference import load_municipalities
 from lovitura_crawl.ingest_items import IngestSpider, IngestSummary, ingest_settings
 from lovitura_crawl.items import item_from_dict
-from lovitura_crawl.privacy.purpose import DEMO_PURPOSE, demo_purpose
+from lovitura_crawl.privacy.purpose import DEMO_PURPOSE
 
 QUICK = {  # the demo sites run with --fast here: no need to be polite to them
     "DOWNLOAD_DELAY": 0,
@@ -79,16 +77,6 @@ class MemorySpider(IngestSpider):
             self._running[id(item)] = (number, (item["site"], item["site_ad_id"]))
             self._ads[(item["site"], item["site_ad_id"])] += 1
             yield item
-
-
-def fresh_db(folder: Path, name: str) -> str:
-    url = f"sqlite:///{folder / name}.sqlite"
-    upgrade(url)
-    engine = make_engine(url)
-    load_municipalities(engine)
-    demo_purpose(engine)
-    engine.dispose()
-    return url
 
 
 async def one_run(
@@ -169,11 +157,11 @@ def main() -> int:
 
 
 def run_all(folder: Path, items_file: Path, lines: list[str], base: str | None) -> dict[str, Any]:
-    base_settings = ingest_settings(fresh_db(folder, "unused"), DEMO_PURPOSE, QUICK)
+    base_settings = ingest_settings(fresh_database(folder, "unused"), DEMO_PURPOSE, QUICK)
 
     def settings_for(name: str) -> Settings:
         own = base_settings.copy()
-        own.set("LOVITURA_DATABASE_URL", fresh_db(folder, name), priority="cmdline")
+        own.set("LOVITURA_DATABASE_URL", fresh_database(folder, name), priority="cmdline")
         return own
 
     async def runs() -> dict[str, Any]:

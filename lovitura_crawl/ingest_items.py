@@ -289,7 +289,6 @@ def ingest_settings(db_url: str, purpose: str, extra: dict[str, Any] | None = No
         {
             "LOVITURA_DATABASE_URL": db_url,
             "LOVITURA_PURPOSE": purpose,
-            "LOG_FORMATTER": "lovitura_crawl.logformat.PrivateLogFormatter",
             **(extra or {}),
         }
     )
