@@ -140,6 +140,16 @@ class SiteProcess:
                 self.proc.kill()
 
 
+def log_settings(path: Path, level: str) -> dict[str, Any]:
+    """Scrapy log settings that keep the whole run's log in ``path``, emptied here, once.
+
+    Every crawler (four a day) re-opens the log file with the settings it is given: in append
+    mode, so that each day's crawl adds to the file instead of replacing it.
+    """
+    path.write_text("", encoding="utf-8")
+    return {"LOG_FILE": str(path), "LOG_FILE_APPEND": True, "LOG_LEVEL": level}
+
+
 def prepare_database(url: str, reset: bool) -> Engine:
     """Migrate ``url`` to head; refuse one that already holds ads unless ``reset``."""
     upgrade(url)
@@ -254,9 +264,7 @@ def run_demo(
             {
                 "LOVITURA_DATABASE_URL": db_url,
                 "LOVITURA_PURPOSE": purpose,
-                "LOG_FILE": str(out_dir / "crawl.log"),
-                "LOG_FILE_APPEND": False,
-                "LOG_LEVEL": log_level,
+                **log_settings(out_dir / "crawl.log", log_level),
                 "AUTOTHROTTLE_ENABLED": False,  # see DEMO_SITE_SETTINGS
             }
         )
