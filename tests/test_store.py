@@ -97,3 +97,88 @@ def test_listing_only_observation_keeps_content(engine: Engine) -> None:
         places = conn.execute(select(models.AdObservation.municipality_code)).scalars().all()
     assert ad.title == "Nieuw in Zwolle"
     assert places == ["GM0193", "GM0193"]
+
+
+def _as_site(site: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**item, "site": site} for item in items]
+
+
+def _rows_of(engine: Engine, site: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row stored for ``site``, without database ids, in a stable order."""
+    ad, version = models.Ad, models.AdVersion
+    observation, phone, photo = models.AdObservation, models.AdPhone, models.AdPhoto
+    key = ad.site_ad_id
+    queries = {
+        "ads": select(
+            key,
+            ad.title,
+            ad.first_seen_at,
+            ad.last_seen_at,
+            ad.gone_at,
+            ad.content_hash,
+            ad.municipality_code,
+            ad.detail_fetched_at,
+            ad.listing_signature,
+        ),
+        "versions": select(key, version.valid_from, version.content_hash, version.title).join(
+            version, version.ad_id == ad.id
+        ),
+        "observations": select(key, observation.observed_on, observation.municipality_code).join(
+            observation, observation.ad_id == ad.id
+        ),
+        "phones": select(
+            key, phone.phone, phone.field, phone.start, phone.first_seen_at, phone.last_seen_at
+        ).join(phone, phone.ad_id == ad.id),
+        "photos": select(
+            key, photo.url, photo.position, photo.phash, photo.error, photo.last_seen_at
+        ).join(photo, photo.ad_id == ad.id),
+    }
+    with engine.connect() as conn:
+        return {
+            name: sorted(tuple(row) for row in conn.execute(query.where(ad.site == site)))
+            for name, query in queries.items()
+        }
+
+
+def test_one_batch_stores_what_one_item_at_a_time_stores(engine: Engine) -> None:
+    """Batched writes: an ad seen twice in a batch (newer, then older), a listing-only
+    sighting, a photo seen again without its fingerprint, a number given twice."""
+    two_phones = [
+        {"e164": "+31612345678", "start": 0, "end": 10, "field": "phone_text"},
+        {"e164": "+31612345678", "start": 30, "end": 40, "field": "text"},
+    ]
+    items = [
+        _item(2),
+        _item(2, site_ad_id="1002", extra={"listing_signature": "s1"}),
+        _item(
+            3,
+            title="Weer in Zwolle",
+            photos=[{"url": "http://127.0.0.1/foto/a.jpg"}, {"url": "http://127.0.0.1/foto/b.jpg"}],
+            phones=[{"e164": "+31612345678", "start": 5, "end": 15, "field": "text"}],
+        ),
+        _item(1, title="Eerder in Zwolle"),
+        {
+            **_item(3, site_ad_id="1002", title=None, location=None),
+            "extra": {"listing_only": True, "listing_signature": "s1"},
+        },
+        _item(2, site_ad_id="1003", phones=two_phones),
+        _item(4),
+    ]
+    store = AdStore(engine)
+    one_by_one = [store.save([item]) for item in _as_site("a", items)]
+    batched = store.save(_as_site("b", items))
+
+    for name in ("new", "updated", "unchanged"):
+        assert getattr(batched, name) == sum(getattr(r, name) for r in one_by_one), name
+    stored_a, stored_b = _rows_of(engine, "a"), _rows_of(engine, "b")
+    assert stored_a["versions"], "the items stored nothing"
+    assert stored_a == stored_b
+
+
+def test_photo_seen_again_without_fingerprint_keeps_it(engine: Engine) -> None:
+    again = _item(3, photos=[{"url": "http://127.0.0.1/foto/a.jpg", "error": "download-failed"}])
+    AdStore(engine).save([_item(2), again])
+
+    with engine.connect() as conn:
+        photo = conn.execute(select(models.AdPhoto)).one()
+    assert (photo.phash, photo.error) == ("ff00", None)

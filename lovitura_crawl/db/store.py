@@ -12,11 +12,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lovitura_crawl.anomalies import Anomaly
@@ -204,14 +204,19 @@ class AdStore:
 
     # --- observations --------------------------------------------------------------------
     def save(self, items: Sequence[Mapping[str, Any]], run_id: int | None = None) -> StoreResult:
-        """Store a batch of observations in one transaction."""
+        """Store a batch of observations in one transaction.
+
+        Each kind of row is written with one statement per batch (executemany), not one per
+        item. Two observations of one ad in a batch are stored one after the other, in their
+        order: the batch is cut into rounds in which every ad appears at most once.
+        """
         total = StoreResult()
         if not items:
             return total
         with self.engine.begin() as conn:
             existing = self._existing(conn, items)
-            for item in items:
-                total += self._save_one(conn, item, existing, run_id)
+            for group in _rounds(items):
+                total += self._save_round(conn, group, existing, run_id)
         return total
 
     def _existing(
@@ -235,82 +240,94 @@ class AdStore:
                 found[(row.site, row.site_ad_id)] = row
         return found
 
-    def _save_one(
+    def _save_round(
         self,
         conn: Connection,
-        item: Mapping[str, Any],
+        items: Sequence[Mapping[str, Any]],
         existing: dict[tuple[str, str], Any],
         run_id: int | None,
     ) -> StoreResult:
-        key = (str(item["site"]), str(item["site_ad_id"]))
-        seen = parse_time(item["observed_at"])
-        listing_only = is_listing_only(item)
-        row = existing.get(key)
-        code, country, method = _location(item)
-
-        if row is None:
-            ad_id = self._insert_ad(conn, item, seen, code, country, method)
-            existing[key] = _Row(ad_id, content_hash(item), seen, seen)
-            result = StoreResult(new=1)
-            digest = existing[key].content_hash
-        else:
-            ad_id = row.id
-            digest = content_hash(item)
-            older = seen < parse_time(row.last_seen_at)
-            # An older observation (a re-ingested file, a replay of old pages) is compared with
-            # the version valid when it was made, not with the ad's latest content.
-            then = self._content_at(conn, ad_id, seen) if older else row.content_hash
-            changed = not listing_only and digest != then
-            self._touch_ad(conn, ad_id, item, seen, row, changed, code, country, method)
-            result = StoreResult(updated=1) if changed else StoreResult(unchanged=1)
-            existing[key] = _Row(
-                ad_id,
-                digest if changed and not older else row.content_hash,
-                min(parse_time(row.first_seen_at), seen),
-                max(parse_time(row.last_seen_at), seen),
-            )
-            if not changed:
-                digest = ""
-
-        if digest:
-            self._add_version(conn, ad_id, item, seen, digest, code, country)
-        self._observe(conn, ad_id, seen, run_id, item, code, country, listing_only)
-        if not listing_only:
-            self._save_phones(conn, ad_id, item, seen)
-            self._save_photos(conn, ad_id, item, seen)
+        """Store observations of distinct ads: each kind of row in one statement."""
+        result = StoreResult()
+        new = [item for item in items if _key(item) not in existing]
+        ids = self._insert_ads(conn, new)
+        writes = _Writes()
+        for item in items:
+            key = _key(item)
+            seen = parse_time(item["observed_at"])
+            listing_only = is_listing_only(item)
+            code, country, method = _location(item)
+            row = existing.get(key)
+            if row is None:
+                ad_id = ids[key]
+                digest = content_hash(item)
+                existing[key] = _Row(ad_id, digest, seen, seen)
+                result.new += 1
+            else:
+                ad_id = row.id
+                digest = content_hash(item)
+                older = seen < parse_time(row.last_seen_at)
+                # An older observation (a re-ingested file, a replay of old pages) is compared
+                # with the version valid when it was made, not with the ad's latest content.
+                then = self._content_at(conn, ad_id, seen) if older else row.content_hash
+                changed = not listing_only and digest != then
+                writes.touch(ad_id, _touched(item, seen, row, changed, code, country, method))
+                if changed:
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+                existing[key] = _Row(
+                    ad_id,
+                    digest if changed and not older else row.content_hash,
+                    min(parse_time(row.first_seen_at), seen),
+                    max(parse_time(row.last_seen_at), seen),
+                )
+                if not changed:
+                    digest = ""
+            if digest:
+                writes.versions.append(_version_row(ad_id, item, seen, digest, code, country))
+            place = None if listing_only else (code, country)
+            writes.observations.append((ad_id, seen, run_id, place))
+            if not listing_only:
+                writes.phones.extend(_phone_rows(ad_id, item, seen))
+                writes.photos.extend(_photo_rows(ad_id, item, seen))
+        writes.execute(conn)
         return result
 
-    def _insert_ad(
-        self,
-        conn: Connection,
-        item: Mapping[str, Any],
-        seen: datetime,
-        code: str | None,
-        country: str | None,
-        method: str | None,
-    ) -> int:
-        values = _ad_values(item, code, country, method)
-        values.update(
-            site=str(item["site"]),
-            site_ad_id=str(item["site_ad_id"]),
-            first_seen_at=seen,
-            last_seen_at=seen,
-            content_hash=content_hash(item),
-            **_crawl_values(item, seen),
-        )
-        stmt = (
-            _insert(conn, ADS)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["site", "site_ad_id"])
-        )
-        conn.execute(stmt)
-        # Another worker may have inserted it first: read the id back either way.
-        ad_id = conn.execute(
-            select(ADS.c.id).where(
-                ADS.c.site == values["site"], ADS.c.site_ad_id == values["site_ad_id"]
+    def _insert_ads(
+        self, conn: Connection, items: Sequence[Mapping[str, Any]]
+    ) -> dict[tuple[str, str], int]:
+        """Insert new ads (one statement); their ids by key, whoever inserted them first."""
+        if not items:
+            return {}
+        rows = []
+        for item in items:
+            seen = parse_time(item["observed_at"])
+            values = _ad_values(item, *_location(item))
+            values.update(
+                site=str(item["site"]),
+                site_ad_id=str(item["site_ad_id"]),
+                first_seen_at=seen,
+                last_seen_at=seen,
+                content_hash=content_hash(item),
+                detail_fetched_at=None,
+                listing_signature=None,
             )
-        ).scalar_one()
-        return int(ad_id)
+            values.update(_crawl_values(item, seen))
+            rows.append(values)
+        stmt = _insert(conn, ADS).on_conflict_do_nothing(index_elements=["site", "site_ad_id"])
+        conn.execute(stmt, rows)
+        # Another worker may have inserted some first: read the ids back either way.
+        keys = [(row["site"], row["site_ad_id"]) for row in rows]
+        ids: dict[tuple[str, str], int] = {}
+        for start in range(0, len(keys), 500):
+            found = conn.execute(
+                select(ADS.c.id, ADS.c.site, ADS.c.site_ad_id).where(
+                    tuple_(ADS.c.site, ADS.c.site_ad_id).in_(keys[start : start + 500])
+                )
+            )
+            ids.update({(r.site, r.site_ad_id): int(r.id) for r in found})
+        return ids
 
     def _content_at(self, conn: Connection, ad_id: int, seen: datetime) -> str | None:
         """The content hash of the version of ``ad_id`` valid at ``seen`` (None: none yet)."""
@@ -320,145 +337,6 @@ class AdStore:
             .order_by(VERSIONS.c.valid_from.desc())
             .limit(1)
         ).scalar()
-
-    def _touch_ad(
-        self,
-        conn: Connection,
-        ad_id: int,
-        item: Mapping[str, Any],
-        seen: datetime,
-        row: Any,
-        changed: bool,
-        code: str | None,
-        country: str | None,
-        method: str | None,
-    ) -> None:
-        values: dict[str, Any] = {}
-        last = parse_time(row.last_seen_at)
-        newest = seen >= last
-        if newest:
-            values.update(last_seen_at=seen, **_crawl_values(item, seen))
-            if seen > last:  # seen again after it was marked gone (the same sighting is not)
-                values["gone_at"] = None
-            if changed:
-                values.update(_ad_values(item, code, country, method))
-                values["content_hash"] = content_hash(item)
-        if seen < parse_time(row.first_seen_at):
-            values["first_seen_at"] = seen
-        if values:
-            conn.execute(update(ADS).where(ADS.c.id == ad_id).values(**values))
-
-    def _add_version(
-        self,
-        conn: Connection,
-        ad_id: int,
-        item: Mapping[str, Any],
-        seen: datetime,
-        digest: str,
-        code: str | None,
-        country: str | None,
-    ) -> None:
-        stmt = (
-            _insert(conn, VERSIONS)
-            .values(
-                ad_id=ad_id,
-                valid_from=seen,
-                content_hash=digest,
-                title=item.get("title"),
-                text=item.get("text"),
-                place_text=item.get("place"),
-                phone_text=item.get("phone_text"),
-                municipality_code=code,
-                country=country,
-                phones=[p["e164"] for p in item.get("phones") or []],
-                photo_urls=[p.get("url") for p in item.get("photos") or []],
-            )
-            .on_conflict_do_nothing(index_elements=["ad_id", "valid_from"])
-        )
-        conn.execute(stmt)
-
-    def _observe(
-        self,
-        conn: Connection,
-        ad_id: int,
-        seen: datetime,
-        run_id: int | None,
-        item: Mapping[str, Any],
-        code: str | None,
-        country: str | None,
-        listing_only: bool,
-    ) -> None:
-        if listing_only:
-            code, country = self._current_place(conn, ad_id)
-        stmt = (
-            _insert(conn, OBSERVATIONS)
-            .values(
-                ad_id=ad_id,
-                observed_on=seen.date(),
-                observed_at=seen,
-                crawl_run_id=run_id,
-                municipality_code=code,
-                country=country,
-            )
-            .on_conflict_do_nothing(index_elements=["ad_id", "observed_on"])
-        )
-        conn.execute(stmt)
-
-    def _current_place(self, conn: Connection, ad_id: int) -> tuple[str | None, str | None]:
-        row = conn.execute(
-            select(ADS.c.municipality_code, ADS.c.country).where(ADS.c.id == ad_id)
-        ).one()
-        return row.municipality_code, row.country
-
-    def _save_phones(
-        self, conn: Connection, ad_id: int, item: Mapping[str, Any], seen: datetime
-    ) -> None:
-        # One row per number: its first place in the ad (the phone field comes first), so that
-        # field, start and end always describe one and the same occurrence.
-        first: dict[str, Mapping[str, Any]] = {}
-        for phone in item.get("phones") or []:
-            first.setdefault(phone["e164"], phone)
-        for phone in first.values():
-            stmt = _insert(conn, PHONES).values(
-                ad_id=ad_id,
-                phone=phone["e164"],
-                field=phone.get("field"),
-                start=phone.get("start"),
-                end=phone.get("end"),
-                first_seen_at=seen,
-                last_seen_at=seen,
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["ad_id", "phone"],
-                set_={
-                    "last_seen_at": seen,
-                    "field": stmt.excluded.field,
-                    "start": stmt.excluded.start,
-                    "end": stmt.excluded.end,
-                },
-            )
-            conn.execute(stmt)
-
-    def _save_photos(
-        self, conn: Connection, ad_id: int, item: Mapping[str, Any], seen: datetime
-    ) -> None:
-        for position, photo in enumerate(item.get("photos") or []):
-            fingerprint = photo.get("fingerprint")
-            stmt = _insert(conn, PHOTOS).values(
-                ad_id=ad_id,
-                url=photo["url"],
-                position=position,
-                phash=(fingerprint or {}).get("phash"),
-                fingerprint=fingerprint,
-                error=photo.get("error"),
-                first_seen_at=seen,
-                last_seen_at=seen,
-            )
-            update_values: dict[str, Any] = {"last_seen_at": seen, "position": position}
-            if fingerprint:
-                update_values.update(fingerprint=fingerprint, phash=fingerprint.get("phash"))
-            stmt = stmt.on_conflict_do_update(index_elements=["ad_id", "url"], set_=update_values)
-            conn.execute(stmt)
 
     def known_photo_fingerprints(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Fingerprints already stored for these photo URLs (so they are not fetched again)."""
@@ -483,6 +361,209 @@ class _Row:
     content_hash: str
     first_seen_at: datetime
     last_seen_at: datetime
+
+
+def _key(item: Mapping[str, Any]) -> tuple[str, str]:
+    return str(item["site"]), str(item["site_ad_id"])
+
+
+def _rounds(items: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """``items`` cut into rounds, in order, with every ad at most once per round."""
+    rounds: list[list[Mapping[str, Any]]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = _key(item)
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(item)
+    return rounds
+
+
+def _touched(
+    item: Mapping[str, Any],
+    seen: datetime,
+    row: Any,
+    changed: bool,
+    code: str | None,
+    country: str | None,
+    method: str | None,
+) -> dict[str, Any]:
+    """The columns of a known ad that this observation changes."""
+    values: dict[str, Any] = {}
+    last = parse_time(row.last_seen_at)
+    if seen >= last:
+        values.update(last_seen_at=seen, **_crawl_values(item, seen))
+        if seen > last:  # seen again after it was marked gone (the same sighting is not)
+            values["gone_at"] = None
+        if changed:
+            values.update(_ad_values(item, code, country, method))
+            values["content_hash"] = content_hash(item)
+    if seen < parse_time(row.first_seen_at):
+        values["first_seen_at"] = seen
+    return values
+
+
+# Columns of ad_versions -> the item's fields they hold.
+_VERSION_TEXTS = {
+    "title": "title",
+    "text": "text",
+    "place_text": "place",
+    "phone_text": "phone_text",
+}
+
+
+def _version_row(
+    ad_id: int,
+    item: Mapping[str, Any],
+    seen: datetime,
+    digest: str,
+    code: str | None,
+    country: str | None,
+) -> dict[str, Any]:
+    row = {column: item.get(name) for column, name in _VERSION_TEXTS.items()}
+    row.update(ad_id=ad_id, valid_from=seen, content_hash=digest)
+    row.update(municipality_code=code, country=country)
+    row["phones"] = [p["e164"] for p in item.get("phones") or []]
+    row["photo_urls"] = [p.get("url") for p in item.get("photos") or []]
+    return row
+
+
+def _phone_rows(ad_id: int, item: Mapping[str, Any], seen: datetime) -> list[dict[str, Any]]:
+    # One row per number: its first place in the ad (the phone field comes first), so that
+    # field, start and end always describe one and the same occurrence.
+    first: dict[str, Mapping[str, Any]] = {}
+    for phone in item.get("phones") or []:
+        first.setdefault(phone["e164"], phone)
+    return [
+        {
+            "ad_id": ad_id,
+            "phone": phone["e164"],
+            "field": phone.get("field"),
+            "start": phone.get("start"),
+            "end": phone.get("end"),
+            "first_seen_at": seen,
+            "last_seen_at": seen,
+        }
+        for phone in first.values()
+    ]
+
+
+def _photo_rows(ad_id: int, item: Mapping[str, Any], seen: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for position, photo in enumerate(item.get("photos") or []):
+        fingerprint = photo.get("fingerprint")
+        rows.append(
+            {
+                "ad_id": ad_id,
+                "url": photo["url"],
+                "position": position,
+                "phash": (fingerprint or {}).get("phash"),
+                "fingerprint": fingerprint,
+                "error": photo.get("error"),
+                "first_seen_at": seen,
+                "last_seen_at": seen,
+            }
+        )
+    return rows
+
+
+@dataclass
+class _Writes:
+    """The rows of one round of a batch, written with one statement per kind of row."""
+
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    # ad id, time, run, and (code, country), or None to keep the ad's current place
+    observations: list[tuple[int, datetime, int | None, tuple[str | None, str | None] | None]] = (
+        field(default_factory=list)
+    )
+    phones: list[dict[str, Any]] = field(default_factory=list)
+    photos: list[dict[str, Any]] = field(default_factory=list)
+
+    def touch(self, ad_id: int, values: dict[str, Any]) -> None:
+        if values:
+            columns = tuple(sorted(values))
+            self.updates.setdefault(columns, []).append({"_ad": ad_id, **values})
+
+    def execute(self, conn: Connection) -> None:
+        for columns, rows in self.updates.items():
+            # Bound as _<column>: SQLAlchemy keeps the columns' own names for itself.
+            stmt = (
+                update(ADS)
+                .where(ADS.c.id == bindparam("_ad"))
+                .values({c: bindparam(f"_{c}", type_=ADS.c[c].type) for c in columns})
+            )
+            conn.execute(
+                stmt, [{f"_{c}": row[c] for c in columns} | {"_ad": row["_ad"]} for row in rows]
+            )
+        if self.versions:
+            stmt = _insert(conn, VERSIONS).on_conflict_do_nothing(
+                index_elements=["ad_id", "valid_from"]
+            )
+            conn.execute(stmt, self.versions)
+        self._observe(conn)
+        if self.phones:
+            phones = _insert(conn, PHONES)
+            conn.execute(
+                phones.on_conflict_do_update(
+                    index_elements=["ad_id", "phone"],
+                    set_={
+                        "last_seen_at": phones.excluded.last_seen_at,
+                        "field": phones.excluded.field,
+                        "start": phones.excluded.start,
+                        "end": phones.excluded.end,
+                    },
+                ),
+                self.phones,
+            )
+        # A photo seen again keeps its fingerprint when this observation has none.
+        fingerprinted = [row for row in self.photos if row["fingerprint"]]
+        bare = [row for row in self.photos if not row["fingerprint"]]
+        for rows, fingerprints in ((fingerprinted, True), (bare, False)):
+            if not rows:
+                continue
+            photos = _insert(conn, PHOTOS)
+            set_: dict[str, Any] = {
+                "last_seen_at": photos.excluded.last_seen_at,
+                "position": photos.excluded.position,
+            }
+            if fingerprints:
+                set_.update(fingerprint=photos.excluded.fingerprint, phash=photos.excluded.phash)
+            stmt = photos.on_conflict_do_update(index_elements=["ad_id", "url"], set_=set_)
+            conn.execute(stmt, rows)
+
+    def _observe(self, conn: Connection) -> None:
+        if not self.observations:
+            return
+        # A listing-only observation is placed where the ad is now (written above).
+        keep = [ad_id for ad_id, _, _, place in self.observations if place is None]
+        current: dict[int, tuple[str | None, str | None]] = {}
+        for start in range(0, len(keep), 500):
+            found = conn.execute(
+                select(ADS.c.id, ADS.c.municipality_code, ADS.c.country).where(
+                    ADS.c.id.in_(keep[start : start + 500])
+                )
+            )
+            current.update({r.id: (r.municipality_code, r.country) for r in found})
+        rows = []
+        for ad_id, seen, run_id, place in self.observations:
+            code, country = place if place is not None else current[ad_id]
+            rows.append(
+                {
+                    "ad_id": ad_id,
+                    "observed_on": seen.date(),
+                    "observed_at": seen,
+                    "crawl_run_id": run_id,
+                    "municipality_code": code,
+                    "country": country,
+                }
+            )
+        stmt = _insert(conn, OBSERVATIONS).on_conflict_do_nothing(
+            index_elements=["ad_id", "observed_on"]
+        )
+        conn.execute(stmt, rows)
 
 
 def _ad_values(
