@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -28,7 +29,7 @@ from fixtures.sites import DayError, DemoSites, serve
 from fixtures.sites.faults import SLOW_SECONDS, FaultPlan, PhotoFault
 from fixtures.sites.prikbord import RATE_LIMIT, RETRY_AFTER_SECONDS, Prikbord
 from fixtures.sites.ratelimit import SlidingWindowLimiter
-from fixtures.sites.server import Request
+from fixtures.sites.server import Request, SiteApp, SiteServer
 from fixtures.sites.textformat import dutch_date, paragraphs, slugify, tel_href
 from fixtures.sites.worldview import WorldView
 from fixtures.world import World, build_world
@@ -769,3 +770,41 @@ def test_new_photos_are_made_ahead_in_a_child_process() -> None:
         assert {photo: view.photo(photo) for photo in new} == expected
     finally:
         view.stop()
+
+
+def test_a_crawler_hanging_up_is_not_reported_as_a_server_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A crawler that timed out closes its connection; the site's write then fails with a
+    broken pipe, which is no error of the site's (it printed a traceback per request)."""
+    server = SiteServer(SiteApp(), "127.0.0.1", 0)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise error
+            except ConnectionError:
+                server.handle_error(None, ("127.0.0.1", 40000))
+        assert capsys.readouterr().err == ""
+        try:
+            raise ValueError("a bug in a site")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 40000))
+        assert "a bug in a site" in capsys.readouterr().err
+    finally:
+        server.server_close()
+
+
+def test_connections_wait_for_a_busy_site_instead_of_being_dropped() -> None:
+    """While the serving thread is busy, new connections queue in the kernel: with
+    socketserver's default backlog of 5 the kernel dropped them, and a crawler's connect
+    backed off past its download timeout."""
+    server = SiteServer(SiteApp(), "127.0.0.1", 0)  # not started: nobody accepts
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=2))
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
+    assert len(clients) == 40
