@@ -243,6 +243,47 @@ def ingest(
 
 # --- bulk ------------------------------------------------------------------------------------
 
+Extracted = tuple[str, dict[str, Any]]  # an observation's content hash and the pipelines' fields
+_EXTRACTED_KEYS = ("phones", "location", "fields")  # all that the pipelines add to an item
+
+
+def extracted_fields(
+    extractor: Extractor,
+    cache: dict[tuple[tuple[str, str], str], dict[str, Any]],
+    key: tuple[str, str],
+    digest: str,
+    item: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields the pipelines add to ``item``, computed once per version (``cache``)."""
+    done = cache.get((key, digest))
+    if done is None:
+        processed = extractor.process(dict(item))
+        done = cache[(key, digest)] = {k: processed.get(k) for k in _EXTRACTED_KEYS}
+    return done
+
+
+_DAY_STATE: dict[str, Any] = {}  # the world, prints and extraction cache of a day worker
+
+
+def _extract_day(day: int) -> list[tuple[dict[str, Any], Extracted]]:
+    """A worker's share of :func:`bulk_ingest`: one day's observations, with their photos'
+    fingerprints, content hashes and extracted fields (each version extracted once per
+    worker). The world is inherited from the parent (fork)."""
+    state = _DAY_STATE
+    if "extractor" not in state:
+        state["extractor"] = Extractor()
+        state["prints"] = PhotoPrints(state["world"], True, None)
+        state["cache"] = {}
+    items = list(state["world"].iter_observations(range(day, day + 1)))
+    _with_photos(items, state["prints"])
+    done = []
+    for item in items:
+        key = (str(item["site"]), str(item["site_ad_id"]))
+        digest = content_hash(item)
+        fields = extracted_fields(state["extractor"], state["cache"], key, digest, item)
+        done.append((item, (digest, fields)))
+    return done
+
 
 class BulkLoader:
     """Collects the rows ``AdStore`` would write for a chronological stream of observations."""
@@ -256,11 +297,17 @@ class BulkLoader:
         self.photos: dict[tuple[tuple[str, str], str], dict[str, Any]] = {}
         self._extracted: dict[tuple[tuple[str, str], str], dict[str, Any]] = {}
 
-    def add(self, item: dict[str, Any]) -> None:
+    def add(self, item: dict[str, Any], extracted: Extracted | None = None) -> None:
+        """One observation (with its photos' fingerprints); ``extracted``: its digest and the
+        pipelines' fields when a worker has computed them (:func:`_extract_day`)."""
         key = (str(item["site"]), str(item["site_ad_id"]))
         seen = parse_time(item["observed_at"])
-        digest = content_hash(item)
-        item = self._extract(key, digest, item)
+        if extracted is None:
+            digest = content_hash(item)
+            item = self._extract(key, digest, item)
+        else:
+            digest, fields = extracted
+            item = {**item, **fields}
         location = item.get("location") or {}
         code, country = location.get("code"), location.get("country")
         ad = self.ads.get(key)
@@ -292,15 +339,8 @@ class BulkLoader:
             )
 
     def _extract(self, key: tuple[str, str], digest: str, item: dict[str, Any]) -> dict[str, Any]:
-        """The pipelines' fields, computed once per version of an ad."""
-        done = self._extracted.get((key, digest))
-        if done is None:
-            done = self.extractor.process(dict(item))
-            self._extracted[(key, digest)] = {
-                k: done.get(k) for k in ("phones", "location", "fields")
-            }
-            return done
-        return {**item, **done}
+        """The item with the pipelines' fields, computed once per version of an ad."""
+        return {**item, **extracted_fields(self.extractor, self._extracted, key, digest, item)}
 
     def _new_version(
         self,
@@ -393,19 +433,48 @@ def _insert_all(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def bulk_ingest(
-    world: World, engine: Engine, prints: PhotoPrints, *, limit: int | None = None
+    world: World,
+    engine: Engine,
+    prints: PhotoPrints,
+    *,
+    limit: int | None = None,
+    workers: int = 2,
 ) -> Ingested:
-    """Extract the world's observations and write them in bulk (see the module docstring)."""
+    """Extract the world's observations and write them in bulk (see the module docstring).
+
+    With synthetic fingerprints and ``workers`` > 1, days are rendered, fingerprinted and
+    extracted in a pool of forked processes (in order; each worker extracts a version once).
+    """
     started = time.monotonic()
     loader = BulkLoader()
     total = days = 0
-    for day, items in days_of(world, limit):
-        _with_photos(items, prints)
-        for item in items:
-            loader.add(item)
-        total += len(items)
-        days = day + 1
-        print(f"  day {day}: {len(items)} observations extracted", file=sys.stderr, flush=True)
+    if prints.synthetic and workers > 1:
+        _DAY_STATE.clear()
+        _DAY_STATE["world"] = world
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for day, extracted in enumerate(pool.imap(_extract_day, range(world.days))):
+                if limit is not None:
+                    extracted = extracted[: limit - total]
+                for item, fields in extracted:
+                    loader.add(item, fields)
+                total += len(extracted)
+                days = day + 1
+                print(
+                    f"  day {day}: {len(extracted)} observations extracted",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if limit is not None and total >= limit:
+                    break
+        _DAY_STATE.clear()
+    else:
+        for day, items in days_of(world, limit):
+            _with_photos(items, prints)
+            for item in items:
+                loader.add(item)
+            total += len(items)
+            days = day + 1
+            print(f"  day {day}: {len(items)} observations extracted", file=sys.stderr, flush=True)
     loader.write(engine)
     return Ingested(days, total, time.monotonic() - started)
 

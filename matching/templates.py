@@ -9,9 +9,33 @@ the network's phrases again and again. So the comparison is between persons:
   masked (they are what a template fills in) and separators kept as tokens;
 * the ads of one person in one language (guessed from common words) form a profile: for each
   trigram, the share of her distinct texts that use it;
-* profiles are weighted by inverse document frequency over all profiles, trigrams used by more
-  than :data:`MAX_PROFILE_SHARE` of the profiles are dropped (every ad says "call me"), and
-  two persons' similarity is the best cosine similarity of their profiles in a common language.
+* profiles are weighted by inverse document frequency over all profiles; trigrams used by more
+  than :data:`MAX_PROFILE_SHARE` of the profiles, or by more than :data:`MAX_SHARED_PROFILES`
+  profiles, are dropped (every ad says "call me"), and two persons' similarity is the best
+  cosine similarity of their profiles in a common language.
+
+How this stays near-linear in the number of ads, without a candidate step that could miss a
+pair:
+
+* an absolute cap, :data:`MAX_SHARED_PROFILES`, besides the share: a network is a handful of
+  women (tens of persons at most) and does not grow with the number of ads (more ads means more
+  networks), so a trigram in the profiles of more than 100 persons is not one network's
+  template but a phrase many write, whatever share of all profiles that is. The sparse product
+  of the profile matrix with its transpose costs the sum over trigrams of (profiles using it)
+  squared: with the cap, at most 100 times the number of (profile, trigram) entries, and it
+  still gives *every* pair's exact similarity;
+* each profile keeps its :data:`NEIGHBOURS` most similar profiles (a pair is kept when it is
+  among the nearest of either), so the pairs handed to the merging are at most 30 per profile
+  instead of nearly all pairs. A network has far fewer persons than that, and the merging's
+  average counts a dropped pair as 0, as it counts any pair under the threshold.
+
+Chosen with the demo evaluation (seed 1, full link, ``docs/matching.md`` "Scale"): the demo world
+has fewer than 500 profiles, so the share limit is below the cap there, and its figures are the
+same with and without both limits. At the bench scale the cap drops the phrases that the
+world's small phrase pool makes common to many networks. Other ways were set aside: MinHash LSH
+over profiles finds high Jaccard similarity of the unweighted trigram sets, not the idf-weighted
+cosine that the merging is tuned on, and misses pairs by design; a cap on posting lists used
+only to find candidates would still need the common trigrams' full products for their scores.
 
 A single similarity says little: on the demo world (seed 1), about a third of the pairs of
 women of one network reach 0.4, and about one pair in 3,500 of women of different
@@ -31,12 +55,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-# Lower similarities are taken as none. Known shortcoming at scale: at 0.05 most pairs of
-# persons are kept (bench world, 100,000 observations: 6,850 MiB peak, 1,940 s in the network
-# stage); raising it changes which networks are joined, so it needs the demo evaluation first.
-MIN_SIMILARITY = 0.05
+MIN_SIMILARITY = 0.05  # lower similarities are taken as none
 LINK_SIMILARITY = 0.3  # pairs stored as ``text``/``network`` links, as evidence for analysts
 MAX_PROFILE_SHARE = 0.2
+MAX_SHARED_PROFILES = 100  # trigrams in more profiles than this are no network's own
+NEIGHBOURS = 30  # pairs kept per profile: its most similar others
 _NGRAM = 3
 _BLOCK = 2_000  # profiles per block of the similarity product
 _TOKEN = re.compile(r"[^\W\d_]+|\d+|[*~|•!]+|\n")
@@ -105,33 +128,69 @@ def _ngrams(words: Sequence[str]) -> set[str]:
 def template_matches(
     texts: Mapping[int, Iterable[tuple[str, str | None]]],
     threshold: float = MIN_SIMILARITY,
+    neighbours: int | None = None,
 ) -> list[TemplateMatch]:
-    """Person pairs whose template similarity is ``threshold`` or more; ``texts``: person ->
+    """Person pairs whose template similarity is ``threshold`` or more, among each profile's
+    ``neighbours`` most similar ones (:data:`NEIGHBOURS` by default); ``texts``: person ->
     (text, nickname) of her ads."""
+    neighbours = NEIGHBOURS if neighbours is None else neighbours
     profiles, keys = _profiles(texts)
     if len(keys) < 2:
         return []
     matrix = _weighted(profiles, len(keys))
     transposed = matrix.T.tocsc()
-    persons = np.array([person for person, _ in keys])
+    persons = np.array([person for person, _ in keys], dtype=np.int64)
     languages = np.unique([lang for _, lang in keys], return_inverse=True)[1]
-    best: dict[tuple[int, int], tuple[float, str]] = {}
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, matrix.shape[0], _BLOCK):
-        # Row blocks keep memory bounded: the full product of many profiles is mostly noise.
+        # Row blocks keep the memory of one step bounded; the whole product is near-linear in
+        # size (see the module docstring) but its intermediate arrays are not small.
         block = (matrix[start : start + _BLOCK] @ transposed).tocoo()
-        rows, cols = block.row + start, block.col
+        rows, cols = block.row.astype(np.int64) + start, block.col.astype(np.int64)
         keep = (
             (block.data >= threshold)
-            & (persons[rows] < persons[cols])
+            & (persons[rows] != persons[cols])
             & (languages[rows] == languages[cols])
         )
-        for i, j, value in zip(rows[keep], cols[keep], block.data[keep], strict=True):
-            pair = (keys[i][0], keys[j][0])
-            if value > best.get(pair, (0.0, ""))[0]:
-                best[pair] = (float(value), keys[i][1])
+        rows, cols, values = rows[keep], cols[keep], block.data[keep]
+        rows, cols, values = _nearest(rows, cols, values, neighbours)
+        swap = persons[rows] > persons[cols]
+        rows, cols = np.where(swap, cols, rows), np.where(swap, rows, cols)
+        found.append((rows, cols, values))
+    if not found:
+        return []
+    rows = np.concatenate([f[0] for f in found])
+    cols = np.concatenate([f[1] for f in found])
+    values = np.concatenate([f[2] for f in found])
+    # The best language per pair of persons: sort by pair, then by falling similarity (ties by
+    # profile order), and keep each pair's first.
+    order = np.lexsort((rows, -values, persons[cols], persons[rows]))
+    rows, cols, values = rows[order], cols[order], values[order]
+    pair_a, pair_b = persons[rows], persons[cols]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (pair_a[1:] != pair_a[:-1]) | (pair_b[1:] != pair_b[:-1])
     return [
-        TemplateMatch(a, b, round(value, 4), lang) for (a, b), (value, lang) in sorted(best.items())
+        TemplateMatch(a, b, round(value, 4), keys[row][1])
+        for a, b, value, row in zip(
+            pair_a[first].tolist(),
+            pair_b[first].tolist(),
+            values[first].tolist(),
+            rows[first].tolist(),
+            strict=True,
+        )
     ]
+
+
+def _nearest(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``count`` entries of highest value of each row (ties by column)."""
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    keep = rank < count
+    return rows[keep], cols[keep], values[keep]
 
 
 def _profiles(
@@ -152,7 +211,7 @@ def _profiles(
 
 def _weighted(profiles: list[dict[str, float]], n_profiles: int) -> sparse.csr_matrix:
     frequency: Counter[str] = Counter(g for profile in profiles for g in profile)
-    limit = max(2.0, MAX_PROFILE_SHARE * n_profiles)
+    limit = min(MAX_SHARED_PROFILES, max(2.0, MAX_PROFILE_SHARE * n_profiles))
     vocabulary = {g: i for i, g in enumerate(sorted(g for g, f in frequency.items() if f <= limit))}
     rows, cols, values = [], [], []
     for row, profile in enumerate(profiles):
