@@ -42,20 +42,33 @@ CRAWL_HOUR = dtime(12, 0)
 # Retry-After wait, and a rate limit of 40 instead of 10 requests a second. All of it still
 # happens and is still handled; 28 simulated days just take minutes, not most of an hour.
 DEMO_PACE = 0.25
-# The demo sites are local processes of ours, not somebody's server: the demo crawls them
-# without the production pause between requests and without AutoThrottle (which doubles the
-# time per page when the machine is busy). Prikbord keeps a pause that stays below its
-# (scaled) rate limit of 40 requests a second; it still sheds load with a 429 now and then,
-# which the crawler waits out. Still one request at a time per site: two at a time (and the
-# sites making photos ahead, `sites serve --photos-ahead`) gave no measurable gain on a busy
-# 2-core machine. Known shortcoming: when the machine is very busy (load above 20), some
-# first-day requests to the sites' one process wait more than DOWNLOAD_TIMEOUT (60 s) and are
-# retried; the cause (the sites' GIL-bound photo making, or their accept queue) is not pinned.
+# The demo sites are local processes of ours, not somebody's server: the demo crawls them without
+# the production pause between requests and without AutoThrottle (which doubles the time per page
+# when the machine is busy), two requests at a time per site, so that one request is downloaded
+# while the crawler parses the other (nachtvlinder gets a third browser tab, as its ad pages keep
+# theirs for the "toon nummer" click). Prikbord keeps a pause that stays below its (scaled) rate
+# limit of 40 requests a second (0.035 s, varied 0.5x-1.5x by DOWNLOAD_DELAY_JITTER: 29 a second on
+# average); it still sheds load with a 429 now and then, which the crawler waits out. Nachtvlinder
+# is served over http only, so only the http download handler drives a browser: scrapy-playwright
+# starts a Playwright driver for every handler it is set for, each day. Measured with `lovitura demo
+# --days 3` at load 11-15 (other work on the machine; before the sites' listen backlog was raised):
+# one request at a time 4:15 min, two at a time 3:28, plus the sites making each day's new photos
+# ahead in a child process (`sites serve --photos-ahead`) 2:54; the first day, when all four sites
+# ask for 1,400 new photos at once, gains the most. The whole default demo (28 days) took 13:21 min
+# and 538 s of CPU at load 11-16 (mean 13), against 18:45 min and 685 s before these settings and
+# cheaper photos, at load 15-20; nachtvlinder's browser is now the longest crawl of most days
+# (median 21 s at that load).
+_HTTP_BROWSER = {"http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"}
 DEMO_SITE_SETTINGS: dict[str, dict[str, Any]] = {
-    "roodlicht": {"DOWNLOAD_DELAY": 0},
-    "nachtvlinder": {"DOWNLOAD_DELAY": 0},
-    "escortgids": {"DOWNLOAD_DELAY": 0},
-    "prikbord": {"DOWNLOAD_DELAY": 0.05},
+    "roodlicht": {"DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS_PER_DOMAIN": 2},
+    "nachtvlinder": {
+        "DOWNLOAD_DELAY": 0,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
+        "LOVITURA_BROWSER_PAGES": 3,
+        "PLAYWRIGHT_DOWNLOAD_HANDLERS": _HTTP_BROWSER,
+    },
+    "escortgids": {"DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS_PER_DOMAIN": 2},
+    "prikbord": {"DOWNLOAD_DELAY": 0.035, "CONCURRENT_REQUESTS_PER_DOMAIN": 2},
 }
 
 
@@ -97,6 +110,7 @@ class SiteProcess:
             str(pace),
             "--free-ports",
             "--control",
+            "--photos-ahead",
         ]
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1

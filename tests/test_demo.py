@@ -1,4 +1,4 @@
-"""`lovitura demo`'s own settings: the run's log."""
+"""`lovitura demo`'s own settings: the run's log, and the pace it crawls prikbord at."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import scrapy.utils.log as scrapy_log
 
+from fixtures.sites.prikbord import RATE_LIMIT
 from lovitura_crawl.crawl import project_settings
-from lovitura_crawl.demo import log_settings
+from lovitura_crawl.demo import DEMO_PACE, DEMO_SITE_SETTINGS, log_settings
 
 
 def test_the_crawl_log_keeps_every_days_crawl(
@@ -36,3 +37,10 @@ def test_the_crawl_log_keeps_every_days_crawl(
     assert "crawl of day 0" in log
     assert "crawl of day 1" in log
     assert "earlier demo run" not in log
+
+
+def test_the_demo_stays_below_prikbords_rate_limit() -> None:
+    """prikbord answers 429 above its (paced) rate limit: the demo's pause keeps it below on
+    average, so the 429s the demo meets are the board's own load shedding."""
+    settings = DEMO_SITE_SETTINGS["prikbord"]
+    assert 1 / settings["DOWNLOAD_DELAY"] < RATE_LIMIT / DEMO_PACE
