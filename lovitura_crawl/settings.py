@@ -51,7 +51,11 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 DOWNLOAD_TIMEOUT = 60
 
 # --- Safety --------------------------------------------------------------------------------
+# No server in the crawler: Scrapy's telnet console, and since Scrapy 2.19 its remote-control HTTP
+# server (on by default; it runs any Python code sent with its token, which it writes to the
+# user's profile folder). tests/test_listeners.py watches a crawl for any listening socket.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 COOKIES_ENABLED = False
