@@ -56,8 +56,9 @@ DEMO_PACE = 0.25
 # ahead in a child process (`sites serve --photos-ahead`) 2:54; the first day, when all four sites
 # ask for 1,400 new photos at once, gains the most. The whole default demo (28 days) took 13:21 min
 # and 538 s of CPU at load 11-16 (mean 13), against 18:45 min and 685 s before these settings and
-# cheaper photos, at load 15-20; nachtvlinder's browser is now the longest crawl of most days
-# (median 21 s at that load).
+# cheaper photos, at load 15-20; on a quiet machine 8:03 min and 551 s of CPU, a day after the
+# first taking 12 to 19 s: nachtvlinder's browser is the longest crawl of most days (median
+# 12.9 s), then prikbord's deliberate slowness (10.5 s), roodlicht 3.1 s, escortgids 1.8 s.
 _HTTP_BROWSER = {"http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"}
 DEMO_SITE_SETTINGS: dict[str, dict[str, Any]] = {
     "roodlicht": {"DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS_PER_DOMAIN": 2},
