@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 
 from networkx.utils import UnionFind
 
-AVERAGE_SIMILARITY = 0.25
+# Chosen on the demo world, seeds 1 to 4, full link (networks pairwise F1 at 0.25 / 0.26 / 0.27 /
+# 0.28): seed 1 0.926 / 0.930 / 0.930 / 0.930, seed 2 0.960 / 0.956 / 0.956 / 0.947, seed 3
+# 0.890 / 0.920 / 0.954 / 0.941, seed 4 0.980 / 0.980 / 0.978 / 0.976; then checked on seed 5,
+# not used to choose: 0.949 at 0.25, 0.957 at 0.27. At 0.25, seed 3 joined three pairs of networks
+# whose templates resemble each other's (precision 0.834). Person figures do not depend on it.
+AVERAGE_SIMILARITY = 0.27
 
 
 @dataclass

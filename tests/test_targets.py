@@ -1,6 +1,6 @@
 """The matching targets on the demo world, with the same-phone baseline measured beside them.
 
-The demo world of seed 1 at its default scale (200 women, 30 networks, 28 days) goes through
+The demo world of seeds 1 and 3 at its default scale (200 women, 30 networks, 28 days) goes through
 the product's own extraction and ``AdStore``, one batch per simulated day, with real photo
 fingerprints, and is linked after every day, as ``lovitura demo`` does (``bench/world_db.py``
 does the ingestion; ``bench/link.py --evaluate --daily`` prints the same figures for any seed).
@@ -33,7 +33,9 @@ from matching.evaluate import evaluate, format_table
 from matching.link import link
 from matching.trails import build_trails
 
-SEED = 1
+# Seed 3 has networks whose text templates resemble other networks' (they joined at an average
+# linkage threshold of 0.25: networks F1 0.890), so it holds the network merging to its target.
+SEEDS = (1, 3)
 DAYS = 28  # the demo scale's own number of days, stated so a change of the scale shows here
 
 # The targets of issue #6.
@@ -44,11 +46,13 @@ MOVES_RECALL = 0.95
 NETWORK_F1 = 0.9
 
 
-@pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The evaluation of the demo world of seed 1, linked after every day, on SQLite."""
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda seed: f"seed{seed}")
+def figures(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The evaluation of the demo world of a seed, linked after every day, on SQLite."""
     tmp = tmp_path_factory.mktemp("targets")
-    world = build_world(SEED, scale="demo")
+    world = build_world(request.param, scale="demo")
     assert world.days == DAYS
     engine = prepare_database(f"sqlite:///{tmp / 'demo.sqlite'}")
     prints = PhotoPrints(world, synthetic=False, cache=tmp / "fingerprints.jsonl")
@@ -123,7 +127,7 @@ def _partition(engine: Engine, column: Any) -> set[frozenset[tuple[str, str]]]:
 def test_daily_incremental_links_agree_with_one_full_link(
     engine: Engine, tiny_prints: Path
 ) -> None:
-    world = build_world(SEED, scale="tiny")
+    world = build_world(SEEDS[0], scale="tiny")
     prints = PhotoPrints(world, synthetic=False, cache=tiny_prints)
     runs = []
     try:
