@@ -197,11 +197,40 @@ class ArchiveIndex:
         return min(bases, key=len)
 
 
+class QuietArchiveIterator(ArchiveIterator):  # type: ignore[misc]
+    """warcio's reader, without the bytes it prints to standard error.
+
+    warcio writes a record that is not followed by a blank line straight to ``sys.stderr``,
+    with the line after it (ad text, phone numbers): here only its offset is printed, and
+    :func:`index_archive` counts such records.
+    """
+
+    INC_RECORD = "WARNING: a WARC record is not followed by a blank line, at offset {0}\n"
+
+
+def _looks_like_warc(path: Path) -> bool:
+    """Whether the file starts as a WARC does, plain or gzipped."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+        handle.seek(0)
+        if start == b"\x1f\x8b":
+            try:
+                with gzip.open(handle) as unzipped:
+                    return unzipped.read(5) == b"WARC/"
+            except (OSError, EOFError):
+                return False
+        return handle.read(5) == b"WARC/"
+
+
 def index_archive(path: Path) -> ArchiveIndex:
     """Read every record header of ``path``; bad records are counted, never fatal."""
     index = ArchiveIndex(path)
+    if not _looks_like_warc(path):
+        index.rejected["not-a-warc"] += 1
+        logger.warning("%s is not a WARC archive: it does not start with 'WARC/'", path)
+        return index
     with path.open("rb") as handle:
-        records = ArchiveIterator(handle)
+        records = QuietArchiveIterator(handle)
         while True:
             try:
                 record = next(records)
@@ -210,7 +239,15 @@ def index_archive(path: Path) -> ArchiveIndex:
             except (ArchiveLoadFailed, ValueError, OSError, EOFError) as exc:
                 # Damaged bytes: nothing after them can be found again.
                 index.rejected["damaged"] += 1
-                logger.warning("%s is damaged after %d records: %s", path, index.records, exc)
+                # warcio's message may quote the damaged bytes (ad text, phone numbers): only
+                # its kind at WARNING, the message itself at DEBUG.
+                logger.warning(
+                    "%s is damaged after %d records (%s; not a WARC file, or cut or corrupted)",
+                    path,
+                    index.records,
+                    type(exc).__name__,
+                )
+                logger.debug("%s: %s", path, exc)
                 break
             reason = _index_record(index, record, records)
             if reason:
@@ -267,7 +304,7 @@ def read_capture(path: Path, capture: Capture, request: Request) -> Response:
     """The response stored at ``capture``, as Scrapy's downloader would have given it."""
     with path.open("rb") as handle:
         handle.seek(capture.offset)
-        record = next(iter(ArchiveIterator(handle)))
+        record = next(iter(QuietArchiveIterator(handle)))
         body = record.content_stream().read()  # de-chunked and decoded
         headers = [
             (name, value)

@@ -14,7 +14,7 @@ from warcio.warcwriter import WARCWriter
 
 from fixtures.sites import DemoSites
 from fixtures.world import World, build_world
-from lovitura_crawl.ingest_warc import index_archive
+from lovitura_crawl.ingest_warc import QuietArchiveIterator, index_archive
 from tests.itemruns import PURPOSE, crawl_days, lovitura, registered, serving, snapshot
 
 DAYS = 2
@@ -144,3 +144,31 @@ def test_a_cut_off_archive_is_counted_as_truncated(tmp_path: Path, cut: int) -> 
     complete = tmp_path / "complete.warc.gz"
     complete.write_bytes(whole)
     assert not index_archive(complete).rejected
+
+
+def test_a_file_that_is_no_archive_is_reported_without_its_contents(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """warcio quotes the bytes it could not read, in its error and on standard error: an items
+    file given as a WARC would put its ad text and phone numbers in the log."""
+    path = tmp_path / "items.jsonl"
+    line = '{"site": "roodlicht", "text": "Bel 0612345678 voor een afspraak"}\n'
+    path.write_text(line * 3)
+    with caplog.at_level("INFO"):
+        index = index_archive(path)
+    assert dict(index.rejected) == {"not-a-warc": 1}
+    assert index.records == 0
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelno >= 20)
+    assert "not a WARC archive" in logged
+    printed = capsys.readouterr()
+    for text in (logged, printed.out, printed.err):
+        assert "0612345678" not in text
+        assert "afspraak" not in text
+
+
+def test_warcios_own_warning_prints_no_record_bytes() -> None:
+    """warcio writes a record without its trailing blank line to standard error, with the next
+    line: the reader used here keeps only the offset."""
+    message = QuietArchiveIterator.INC_RECORD.format(120, b"Bel 0612345678\r\n")
+    assert "120" in message
+    assert "0612345678" not in message
