@@ -29,7 +29,9 @@ import concurrent.futures
 import io
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
+import signal
 import threading
 import time
 import warnings
@@ -515,7 +517,13 @@ def _exit_with_parent(parent: int) -> None:
     A crawl killed with SIGKILL cannot stop its pool; its workers would be left to PID 1 for
     good (and with them multiprocessing's resource tracker), one set more per killed daily
     crawl. Watching the parent pid (re-parenting changes it) works on every platform.
+
+    A Ctrl-C in a terminal reaches every process of the crawl: the worker ignores it, since the
+    crawl stops its pool itself when it stops (a worker dying of it printed a traceback, and
+    left the pool broken under a crawl that was still shutting down gracefully).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored from now on
     threading.Thread(
         target=_watch_parent, args=(parent,), name="lovitura-parent-watch", daemon=True
     ).start()
@@ -525,6 +533,23 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(_PARENT_CHECK_SECONDS)
     os._exit(1)
+
+
+class _SpawnWithoutSigint(multiprocessing.context.SpawnProcess):
+    """A spawned worker that starts with SIGINT blocked (a blocked signal mask survives fork
+    and exec): a Ctrl-C during its start-up, before :func:`_exit_with_parent` ignores SIGINT,
+    would otherwise end it with a traceback."""
+
+    def start(self) -> None:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    Process = _SpawnWithoutSigint
 
 
 def _shared_executor(
@@ -537,7 +562,7 @@ def _shared_executor(
         pool = None
     if pool is None:
         # "spawn": forking a process that runs a reactor and its threads is not safe.
-        context = multiprocessing.get_context("spawn")
+        context = _SpawnContext()
         pool = concurrent.futures.ProcessPoolExecutor(
             workers,
             mp_context=context,

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,18 @@ def _wait_for(path: Path, needle: str, proc: subprocess.Popen[str], timeout: flo
     raise AssertionError(f"no {needle!r} within {timeout} s")
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code", "group"),
+    [
+        (signal.SIGTERM, 143, False),
+        (signal.SIGINT, 130, False),
+        # A Ctrl-C in a terminal reaches every process of the group, the photo workers too.
+        (signal.SIGINT, 130, True),
+    ],
+    ids=["SIGTERM", "SIGINT", "Ctrl-C"],
+)
 def test_signal_stops_the_crawl_gracefully(
-    world: World, tmp_path: Path, signum: int, code: int
+    world: World, tmp_path: Path, signum: int, code: int, group: bool
 ) -> None:
     db_url = f"sqlite:///{tmp_path / 'crawl.sqlite'}"
     log_path = tmp_path / "crawl.log"
@@ -59,7 +69,11 @@ def test_signal_stops_the_crawl_gracefully(
         proc = start(command, ROOT, log=log_path)
         try:
             _wait_for(log_path, "Crawled (200)", proc, timeout=40)
-            os.kill(proc.pid, signum)
+            if group:
+                _wait_until(lambda: len(_children(proc.pid)) >= 2, proc, timeout=40)
+                os.killpg(proc.pid, signum)
+            else:
+                os.kill(proc.pid, signum)
             proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
@@ -110,6 +124,14 @@ def _children(parent: int) -> list[int]:
         if int(fields[1]) == parent:
             pids.append(int(stat.parent.name))
     return pids
+
+
+def _wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the crawl ended first"
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        time.sleep(0.1)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
