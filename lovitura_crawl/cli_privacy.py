@@ -227,7 +227,13 @@ def audit_verify(db_url: str | None, expect_head: str | None) -> None:
 
 @audit_group.command("show")
 @DB_OPTION
-@click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Newest entries to show.",
+)
 @click.option("--purpose", default=None, help="Only entries of this purpose.")
 @click.option("--command", "command_name", default=None, help="Only this command, e.g. purge.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -400,7 +406,13 @@ def subject(
     default=None,
     help="Write the rows to this CSV file instead of showing them.",
 )
-@click.option("--limit", default=100_000, show_default=True, help="At most this many rows.")
+@click.option(
+    "--limit",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many rows.",
+)
 @click.option("--timeout", default=30.0, show_default=True, help="Statement timeout, seconds.")
 @click.option(
     "--role",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -109,10 +110,16 @@ class ReportResult:
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> ReportResult:
-    """Write ``rows`` as UTF-8 CSV (with BOM, which spreadsheets use to detect UTF-8)."""
+    """Write ``rows`` as UTF-8 CSV (with BOM, which spreadsheets use to detect UTF-8).
+
+    The file is readable by its owner only (mode 600, also when it existed): a report holds
+    personal data, pseudonymised or, with ``--clear-phones``, not.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(columns)
         for row in rows:

@@ -243,3 +243,12 @@ def test_cli_query_by_phone_needs_a_purpose_and_exports_no_clear_number(
     assert not any(clear in data for clear in CLEAR[:2])
     shown = runner.invoke(_cli(), [*base, "--purpose", "ZAAK-1"])
     assert shown.exit_code == 0 and pseudonymise_phone(PHONE_A, KEY)[:10] in shown.output
+
+
+def test_cli_query_refuses_a_limit_below_one(db_url: str) -> None:
+    """A limit of 0 or less would show only the header, and be audited as a query."""
+    runner = CliRunner(env={KEY_ENV: KEY.decode()})
+    for limit in ("0", "-1"):
+        refused = runner.invoke(_cli(), ["query", "SELECT 1", "--db", db_url, "--limit", limit])
+        assert refused.exit_code == 2, refused.output
+        assert "--limit" in refused.output

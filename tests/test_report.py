@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -146,3 +147,16 @@ def test_unknown_municipality_and_person_are_clear_errors(engine: Engine, tmp_pa
         municipality_report(engine, "GM9999", tmp_path / "r.csv")
     with pytest.raises(ReportError, match="lovitura link"):
         person_report(engine, 99, tmp_path / "p.csv")
+
+
+def test_reports_are_readable_by_their_owner_only(engine: Engine, tmp_path: Path) -> None:
+    """A report holds personal data: mode 600, also when it replaces a world-readable file."""
+    _seed(engine)
+    fresh = person_report(engine, 3, tmp_path / "fresh.csv", pseudonym_labels(KEY)).path
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    existing = tmp_path / "existing.csv"
+    existing.write_text("old")
+    existing.chmod(0o644)
+    person_report(engine, 3, existing, pseudonym_labels(KEY))
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600
+    assert "Venlo" in existing.read_text(encoding="utf-8-sig")
