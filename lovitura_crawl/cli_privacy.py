@@ -225,15 +225,16 @@ def audit_verify(db_url: str | None, expect_head: str | None) -> None:
     click.echo("keep the head outside the database and pass it as --expect-head next time")
 
 
+def _limit_option(default: int, text: str) -> Any:
+    """``--limit``: a positive number of rows (0 or less would show nothing, audited)."""
+    return click.option(
+        "--limit", default=default, show_default=True, type=click.IntRange(min=1), help=text
+    )
+
+
 @audit_group.command("show")
 @DB_OPTION
-@click.option(
-    "--limit",
-    default=50,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Newest entries to show.",
-)
+@_limit_option(50, "Newest entries to show.")
 @click.option("--purpose", default=None, help="Only entries of this purpose.")
 @click.option("--command", "command_name", default=None, help="Only this command, e.g. purge.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -406,13 +407,7 @@ def subject(
     default=None,
     help="Write the rows to this CSV file instead of showing them.",
 )
-@click.option(
-    "--limit",
-    default=100_000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many rows.",
-)
+@_limit_option(100_000, "At most this many rows.")
 @click.option("--timeout", default=30.0, show_default=True, help="Statement timeout, seconds.")
 @click.option(
     "--role",

@@ -197,7 +197,7 @@ class ArchiveIndex:
         return min(bases, key=len)
 
 
-class QuietArchiveIterator(ArchiveIterator):  # type: ignore[misc]
+class QuietArchiveIterator(ArchiveIterator):
     """warcio's reader, without the bytes it prints to standard error.
 
     warcio writes a record that is not followed by a blank line straight to ``sys.stderr``,
