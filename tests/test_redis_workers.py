@@ -35,6 +35,9 @@ SITE = "roodlicht"
 WORKERS = 2
 SETTINGS = {
     "CONCURRENT_REQUESTS_PER_DOMAIN": "2",  # so that the second worker gets work too
+    # A pause, as a polite crawl has: against a site that answers at once, on a quiet machine,
+    # the first worker could read the whole small day before the second took a request.
+    "DOWNLOAD_DELAY": "0.05",
     # Photos are not what is shared here: leave out their downloads and fingerprints.
     "ITEM_PIPELINES": json.dumps(
         {path: order for path, order in ITEM_PIPELINES.items() if "photo" not in path.lower()}

@@ -153,6 +153,12 @@ def join_settings(settings: Any, site: str) -> None:
     settings.set("SCHEDULER_QUEUE_CLASS", f"{__name__}.SharedQueue", priority=priority)
     settings.set("SCHEDULER_QUEUE_KEY", f"{base}:requests", priority=priority)
     settings.set("SCHEDULER_DUPEFILTER_KEY", f"{base}:dupefilter", priority=priority)
+    # Scrapy's engine takes requests from the scheduler until CONCURRENT_REQUESTS (16 by default)
+    # wait in its downloader, whatever the per-site limit: a worker took every request of the
+    # shared queue and crawled them one by one, and the other workers found the queue empty.
+    # A shared crawl is of one site, so a worker takes only what it may download at once.
+    per_site = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
+    settings.set("CONCURRENT_REQUESTS", max(1, per_site), priority=priority)
     # The queue belongs to every worker: none may flush it when it closes.
     settings.set("SCHEDULER_PERSIST", True, priority=priority)
     settings.set("SCHEDULER_FLUSH_ON_START", False, priority=priority)
