@@ -13,11 +13,12 @@ session, an untimed warm-up of each crawler, and ``--rounds`` rounds that altern
   first crawl, where every ad is new and every photo is fetched.
 
 Items per second is ads per second of wall time from the first request to the last item; the
-figure to hold is the ratio full / bare, target >= 0.8. Each kind's figure is its best round;
-the median of the rounds' own ratios is printed too (a round's two crawls ran under similar
-load, so on a busy machine it is the steadier figure). Per round, CPU seconds of the crawler
-process (reactor and writer threads), of the photo workers and of the sites; peak memory of the
-crawler process and of the photo workers (their sum is an upper bound of the two together).
+figure to hold is the ratio full / bare, target >= 0.8. Two figures are printed: the ratio of
+each kind's best round, and the median of the rounds' own ratios (a round's two crawls ran
+under similar load, so on a busy machine it is the steadier figure; 5 rounds by default). Per
+round, CPU seconds of the crawler process (reactor and writer threads), of the photo workers and
+of the sites; peak memory of the crawler process and of the photo workers (their sum is an upper
+bound of the two together).
 
 Two modes, ``--mode``:
 
@@ -37,8 +38,8 @@ Two modes, ``--mode``:
 Figures (2-core machine shared with other work; the load averages are ``uptime``'s): see
 docs/crawling.md, "Throughput benchmark".
 
-    nice .venv/bin/python bench/crawl.py --rounds 3
-    nice .venv/bin/python bench/crawl.py --rounds 3 --mode saturated
+    .venv/bin/python bench/crawl.py
+    .venv/bin/python bench/crawl.py --rounds 3 --mode saturated
 
 Known shortcoming: the CPU and memory of the photo workers and of the sites are read from
 ``/proc``, so on a system without it (macOS) they are printed as not measured.
@@ -290,7 +291,7 @@ def fresh_database(folder: Path, name: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mode", choices=sorted(MODES), default="polite")
     args = parser.parse_args(argv)
     print(f"mode {args.mode}; load average {_load()}", flush=True)

@@ -19,7 +19,7 @@ LOVITURA_BROWSER_PAGES = 2  # browser tabs per crawl of a browser site, reused p
 LOVITURA_CLOCK = None  # ISO 8601 time to stamp observations with (replays, simulated days)
 LOVITURA_DATABASE_URL = None  # None: $LOVITURA_DATABASE_URL, else var/lovitura.sqlite
 LOVITURA_INCREMENTAL = True  # skip ad pages whose listing entry shows no change
-LOVITURA_PHOTO_WORKERS = 1  # processes that fingerprint photos off the reactor thread
+LOVITURA_PHOTO_WORKERS = 2  # processes that fingerprint photos off the reactor thread
 LOVITURA_PURPOSE = None  # purpose or case id of the crawl (`lovitura crawl --purpose`)
 LOVITURA_REDIS_PREFIX = "lovitura"  # first part of every Redis key of shared crawls
 LOVITURA_REDIS_RUN = None  # name of the shared crawl to join; None: the site and the clock's day
@@ -38,6 +38,9 @@ USER_AGENT = "LovituraCrawl/0.1 (+https://github.com/lovitura/lovitura-crawl; re
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
+# Scrapy's downloader, but holding CONCURRENT_REQUESTS_PER_DOMAIN without a download delay too
+# (lovitura_crawl/downloader.py: Scrapy 2.19 started a whole queue at once then).
+DOWNLOADER = "lovitura_crawl.downloader.Downloader"
 DOWNLOAD_DELAY = 0.25
 DOWNLOAD_DELAY_JITTER = 0.5  # delay varies between 0.5x and 1.5x
 AUTOTHROTTLE_ENABLED = True
