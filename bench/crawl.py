@@ -52,6 +52,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -346,14 +347,13 @@ def report(rounds: list[tuple[Round, Round]], workers_peak: float) -> None:
     print(f"bare spider:   {best_bare:6.1f} ads/s (best round)")
     print(f"full pipeline: {best_full:6.1f} ads/s (best round)")
     print(f"ratio of the best rounds full / bare: {best_full / best_bare:.2f} (target >= {TARGET})")
-    ratios = sorted(full.rate / bare.rate for bare, full in rounds)
-    print(f"median of the rounds' ratios: {ratios[len(ratios) // 2]:.2f}")
+    ratios = [full.rate / bare.rate for bare, full in rounds]
+    print(f"median of the rounds' ratios: {statistics.median(ratios):.2f}")
     for kind, index in (("bare", 0), ("full", 1)):
         done = [pair[index] for pair in rounds]
-        per_ad = sorted(
+        median = statistics.median(
             (r.crawler_cpu + (r.workers_cpu or 0.0)) / max(r.items, 1) * 1000 for r in done
         )
-        median = per_ad[len(done) // 2]
         print(f"CPU per ad, {kind} (crawler and photo workers, median): {median:.1f} ms")
     crawler_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

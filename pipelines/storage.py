@@ -91,18 +91,29 @@ class StoragePipeline:
         # Its thread is not a daemon: stop it with the reactor too, should spider_closed never
         # come (the process would not exit).
         self._trigger = reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
+        # Nothing is stored without a registered, open purpose, however the crawl was started
+        # (`lovitura crawl` checks it first; `scrapy crawl` and Scrapyd come straight here).
+        from lovitura_crawl.privacy.purpose import PurposeError, open_purpose, record_crawl_run
+
+        given = self.crawler.settings.get("LOVITURA_PURPOSE")
+        try:
+            purpose = await maybe_deferred_to_future(
+                self._in_writer(open_purpose, self.store.engine, given)
+            )
+        except PurposeError as exc:
+            self._stop_pool()
+            raise PurposeError(
+                f"this crawl stores into {masked(self.url)} and is refused: {exc} (with scrapy "
+                "crawl: -s LOVITURA_PURPOSE=CODE)"
+            ) from None
         site = self._site()
         clock = crawl_now(self.crawler.settings)
         self.run_id = await maybe_deferred_to_future(
             self._in_writer(self.store.start_run, site, clock)
         )
-        purpose = self.crawler.settings.get("LOVITURA_PURPOSE")
-        if purpose:
-            from lovitura_crawl.privacy.purpose import record_crawl_run
-
-            await maybe_deferred_to_future(
-                self._in_writer(record_crawl_run, self.store.engine, self.run_id, str(purpose))
-            )
+        await maybe_deferred_to_future(
+            self._in_writer(record_crawl_run, self.store.engine, self.run_id, purpose)
+        )
         logger.info("crawl run %s of %s stores into %s", self.run_id, site, masked(self.url))
 
     # --- items -------------------------------------------------------------------------------

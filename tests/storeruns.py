@@ -29,6 +29,7 @@ from sqlalchemy import text
 from lovitura_crawl.crawl import project_settings, run_reactor
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.items import AdItem
+from lovitura_crawl.privacy.purpose import demo_purpose
 from lovitura_crawl.spiders.base import COMPLETE_STAT
 
 ADS = 6
@@ -67,9 +68,11 @@ class ProbeSpider(scrapy.Spider):
 
 def main(argv: list[str]) -> int:
     db_url = argv[1]
+    checker = make_engine(db_url)
     settings = project_settings(
         {
             "LOVITURA_DATABASE_URL": db_url,
+            "LOVITURA_PURPOSE": demo_purpose(checker),
             "LOVITURA_CLOCK": CLOCK,
             "LOVITURA_STORE_BATCH": 2,
             "ITEM_PIPELINES": {"pipelines.storage.StoragePipeline": 900},
@@ -81,7 +84,6 @@ def main(argv: list[str]) -> int:
             "LOG_LEVEL": "INFO",
         }
     )
-    checker = make_engine(db_url)
 
     def stored(site_ad_id: str) -> bool:
         query = text("SELECT count(*) FROM ads WHERE site = 'roodlicht' AND site_ad_id = :id")

@@ -7,14 +7,21 @@ process.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from lovitura_crawl.db import models
 from lovitura_crawl.db.engine import make_engine
 from lovitura_crawl.db.store import AdStore
 from tests.crawlruns import run_module
 from tests.storeruns import ADS, BROKEN, SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
@@ -68,4 +75,28 @@ def test_run_outcome_is_how_the_crawl_closed(db_url: str) -> None:
         )
     assert f"b{BROKEN}" in failed and f"b{BROKEN}" not in stored
     assert len(stored) + len(failed) == ADS and not stored & set(failed)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("purpose", [None, "ZAAK-ONBEKEND"])
+def test_scrapy_crawl_without_a_registered_purpose_stores_nothing(
+    db_url: str, purpose: str | None
+) -> None:
+    """`scrapy crawl` (and Scrapyd) skip the `lovitura` command's checks: the pipeline refuses."""
+    command = [sys.executable, "-m", "scrapy", "crawl", "roodlicht"]
+    command += ["-s", "LOVITURA_CLOCK=2026-11-03T12:00:00+01:00"]
+    command += ["-s", 'LOVITURA_SITE_URLS={"roodlicht": "http://127.0.0.1:9/"}']
+    if purpose:
+        command += ["-s", f"LOVITURA_PURPOSE={purpose}"]
+    env = {k: v for k, v in os.environ.items() if k != "LOVITURA_PURPOSE"}
+    env["LOVITURA_DATABASE_URL"] = db_url
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0
+    expected = "not registered" if purpose else "no purpose given"
+    assert "is refused" in done.stderr and expected in done.stderr
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(models.CrawlRun)).scalar_one() == 0
     engine.dispose()
