@@ -295,6 +295,7 @@ def crawl(
             "(docs/adding-a-site.md adds a site)",
             param_hint="SITES",
         )
+    _check_site_urls(urls, names)
     db = resolve_url(db_url)
     upgrade(db)
     engine = make_engine(db)
@@ -355,6 +356,25 @@ def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:
             click.echo(f"{name}: {killed} earlier crawl(s) had been killed", err=True)
     store.engine.dispose()
     return locked
+
+
+def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
+    """Every ``--site-url`` names a site of this crawl and gives an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    for name, url in urls.items():
+        if name not in names:
+            raise click.BadParameter(
+                f"{name}={url}: {name!r} is not among the sites of this crawl "
+                f"({', '.join(names)}); check the spelling",
+                param_hint="--site-url",
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise click.BadParameter(
+                f"{name}={url}: not an http(s) URL with a host, e.g. http://127.0.0.1:8401/",
+                param_hint="--site-url",
+            )
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:

@@ -65,6 +65,24 @@ def test_crawl_names_the_sites_it_knows(tmp_path: Path) -> None:
     assert not (tmp_path / "c.sqlite").exists()  # refused before anything is written
 
 
+@pytest.mark.parametrize(
+    ("site_url", "said"),
+    [
+        ("roodlicht=not-a-url", "not an http(s) URL"),
+        ("roodlicht=ftp://127.0.0.1/", "not an http(s) URL"),
+        ("roodlicht=http://", "not an http(s) URL"),
+        ("escortgids=http://127.0.0.1:8403/", "not among the sites of this crawl"),
+    ],
+)
+def test_crawl_checks_site_urls_before_it_writes(tmp_path: Path, site_url: str, said: str) -> None:
+    db = tmp_path / "c.sqlite"
+    args = ["crawl", "--db", f"sqlite:///{db}", "--site-url", site_url, "roodlicht"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert not db.exists()  # refused before anything is written
+
+
 def test_purpose_add_on_a_new_database_creates_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.sqlite'}"
     args = ["purpose", "add", "ZAAK-9", "--db", url, "--description", "d", "--legal-basis", "b"]
