@@ -409,7 +409,7 @@ def link(db_url: str | None, purpose: str | None, key_file: Path | None, full: b
     from matching.link import link as run_link
     from matching.trails import build_trails
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     case = _purpose(engine, purpose)
     result = run_link(engine, full=full)
     trails = build_trails(engine)
@@ -466,7 +466,7 @@ def explain(
     from lovitura_crawl.privacy.pseudonym import pseudonymise_phone
     from matching.explain import explain_person, render_explanation
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     case = _purpose(engine, purpose)
     if clear_phones:
         text = render_explanation(explain_person(engine, person_id))
@@ -510,7 +510,7 @@ def evaluate(db_url: str | None, truth_dir: Path, json_out: Path | None) -> None
     """Compare persons, networks, stays and moves in the database with the truth."""
     from matching.evaluate import evaluate as run_evaluate
 
-    figures = run_evaluate(make_engine(db_url), truth_dir)
+    figures = run_evaluate(make_engine(db_url, create=False), truth_dir)
     Console().print(_evaluation_table(figures))
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
@@ -568,7 +568,7 @@ def report(
 
     if (code is None) == (person_id is None):
         raise click.UsageError("give exactly one of --municipality and --person")
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     case = _purpose(engine, purpose)
     labels = clear_labels if clear_phones else pseudonym_labels(_key(key_file))
     since_day: date | None = since.date() if since else None
@@ -644,7 +644,7 @@ def db_downgrade(db_url: str | None, revision: str, yes: bool) -> None:
     """
     from lovitura_crawl.db.migrate import downgrade
 
-    url = resolve_url(db_url)
+    url = resolve_url(db_url, create=False)
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(

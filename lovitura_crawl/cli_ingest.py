@@ -221,7 +221,7 @@ def export(
     from lovitura_crawl.export_items import write_export
     from lovitura_crawl.privacy import audit
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     case = _purpose(engine, purpose)
     key = None if clear else _key(key_file)
     regions = project_settings().getdict("LOVITURA_SITE_REGIONS")

@@ -150,7 +150,7 @@ def purge(
     except PolicyError as exc:
         raise click.BadParameter(str(exc), param_hint="--policy") from exc
     moment = _moment(now)
-    url = resolve_url(db_url)
+    url = resolve_url(db_url, create=False)
     engine = make_engine(url)
     protect = [Path(os.environ[KEY_FILE_ENV])] if os.environ.get(KEY_FILE_ENV) else []
     try:
@@ -210,7 +210,7 @@ def audit_verify(db_url: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain and fail (exit 1) on an edited or removed entry."""
     from lovitura_crawl.privacy.audit import verify
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         result = verify(engine, expect_head)
     except ValueError as exc:
@@ -244,7 +244,7 @@ def audit_show(
     """Show the newest audit entries: time, user, purpose, command, filters, rows, file hash."""
     from lovitura_crawl.privacy.audit import records
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         entries = records(engine, purpose=purpose, command=command_name, limit=limit)
     finally:
@@ -317,7 +317,7 @@ def db_pseudonymise(db_url: str | None, key_file: Path | None) -> None:
     from lovitura_crawl.privacy.identifiers import sync
 
     key = _key(key_file)
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         click.echo(str(sync(engine, key)))
     finally:
@@ -356,7 +356,7 @@ def subject(
 
     number = _e164(phone, region)
     key = _key(key_file)
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         code = _purpose(engine, purpose)
         records = subject_rights.find(engine, number, key)
@@ -457,7 +457,7 @@ def query(
         if not sep or not name.isidentifier():
             raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint="--param")
         bound[name] = rest
-    url = resolve_url(db_url)
+    url = resolve_url(db_url, create=False)
     engine = make_engine(url)
     reader = analyst.analyst_engine(url)
     try:
@@ -563,12 +563,12 @@ def purpose_list(db_url: str | None) -> None:
     """List the purposes, open and closed."""
     from lovitura_crawl.privacy.purpose import all_purposes
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         infos = all_purposes(engine)
     finally:
         engine.dispose()
-    table = Table(title=f"purposes in {masked(resolve_url(db_url))}")
+    table = Table(title=f"purposes in {masked(resolve_url(db_url, create=False))}")
     for column in ("code", "legal basis", "description", "created", "by", "closed"):
         table.add_column(column)
     for p in infos:
@@ -588,7 +588,7 @@ def purpose_close(code: str, db_url: str | None) -> None:
     from lovitura_crawl.privacy import purpose as purposes
     from lovitura_crawl.privacy.audit import append, current_actor
 
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         info = purposes.close(engine, code)
         append(engine, current_actor(), info.code, "purpose close", {})
@@ -613,7 +613,7 @@ def purpose_attach(
 
     if not ad_ids and not person_ids:
         raise click.UsageError("give --ad or --person")
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, create=False)
     try:
         wanted = [*ad_ids, *purposes.ads_of_persons(engine, person_ids)]
         added = purposes.attach_ads(engine, code, wanted, current_actor())

@@ -83,6 +83,46 @@ def test_crawl_checks_site_urls_before_it_writes(tmp_path: Path, site_url: str, 
     assert not db.exists()  # refused before anything is written
 
 
+# Commands that read or change an existing database, with arguments they accept otherwise.
+NEEDS_A_DATABASE = [
+    ["link"],
+    ["explain", "--person", "1"],
+    ["evaluate", "--truth", "."],
+    ["report", "--person", "1", "--out", "r.csv"],
+    ["export", "--out", "e.jsonl"],
+    ["purge", "--dry-run"],
+    ["query", "SELECT 1"],
+    ["subject", "--phone", "0612345678", "--out", "s.json"],
+    ["audit", "verify"],
+    ["audit", "show"],
+    ["db", "pseudonymise"],
+    ["db", "downgrade", "--revision", "base", "--yes"],
+    ["purpose", "list"],
+    ["purpose", "close", "X"],
+    ["purpose", "attach", "X", "--ad", "1"],
+]
+
+
+@pytest.mark.parametrize("args", NEEDS_A_DATABASE, ids=" ".join)
+def test_a_mistyped_sqlite_path_is_no_new_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOVITURA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("LOVITURA_PURPOSE", "X")
+    monkeypatch.setenv("LOVITURA_PSEUDONYM_KEY", "k" * 40)
+    missing = tmp_path / "typo" / "lovitura.sqlite"
+    result = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 1, result.output
+    assert f"no database at {missing} (from --db)" in result.output
+    assert not missing.parent.exists()
+    # The default file in the current folder is no exception.
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "no database at var/lovitura.sqlite (from the default)" in result.output
+    assert not (tmp_path / "var").exists()
+
+
 def test_purpose_add_on_a_new_database_creates_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.sqlite'}"
     args = ["purpose", "add", "ZAAK-9", "--db", url, "--description", "d", "--legal-basis", "b"]

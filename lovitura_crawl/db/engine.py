@@ -22,12 +22,18 @@ class DatabaseURLError(ValueError):
     """The database URL names a backend Lovitura does not support."""
 
 
-def resolve_url(url: str | None = None) -> str:
-    """The database URL to use: ``url``, else $LOVITURA_DATABASE_URL, else the SQLite default."""
-    chosen = url or os.environ.get(ENV_VAR)
-    if not chosen:
-        DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+class NoDatabaseError(FileNotFoundError):
+    """A command that only reads or changes an existing database was pointed at no database."""
+
+
+def resolve_url(url: str | None = None, *, create: bool = True) -> str:
+    """The database URL to use: ``url``, else $LOVITURA_DATABASE_URL, else the SQLite default.
+
+    With ``create`` (commands that set a database up: crawl, ingest, demo, db upgrade, purpose
+    add) the folder of a SQLite file is made. Without it a SQLite file must exist already, so
+    that a mistyped path is an error instead of a new, empty database.
+    """
+    chosen = url or os.environ.get(ENV_VAR) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
     parsed = make_url(chosen)
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -37,7 +43,15 @@ def resolve_url(url: str | None = None) -> str:
             "postgresql://USER@HOST:PORT/DBNAME"
         )
     if parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            where = "--db" if url else ENV_VAR if os.environ.get(ENV_VAR) else "the default"
+            raise NoDatabaseError(
+                f"no database at {path} (from {where}): check the path, or set one up with "
+                "`lovitura db upgrade --db URL` (a first `lovitura crawl` does that too)"
+            )
     return chosen
 
 
@@ -55,9 +69,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (resolved as in :func:`resolve_url`)."""
-    resolved = resolve_url(url)
+def make_engine(url: str | None = None, *, create: bool = True, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (resolved as in :func:`resolve_url`, with its ``create``)."""
+    resolved = resolve_url(url, create=create)
     engine = create_engine(resolved, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
