@@ -275,6 +275,7 @@ def crawl(
     skipped (exit code 75), a killed crawl leaves no lock behind, and the next crawl of the site
     records it as killed and fetches what it missed. See docs/crawling.md.
     """
+    from lovitura_crawl.cli_ingest import checked_settings
     from lovitura_crawl.clock import ClockError, parse_clock
     from lovitura_crawl.crawl import CrawlJob, Interrupted
     from lovitura_crawl.crawl import crawl as run_crawl
@@ -282,11 +283,12 @@ def crawl(
     from lovitura_crawl.db.reference import load_municipalities
 
     urls = _pairs(site_urls, "--site-url")
+    settings = checked_settings(extra)
     try:
         moment = parse_clock(clock) if clock else None
     except ClockError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock") from exc
-    known = _all_spiders(_pairs(extra, "--set"))
+    known = _all_spiders(settings)
     names = list(sites) or sorted(urls) or known
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -304,7 +306,7 @@ def crawl(
     overrides: dict[str, Any] = {
         "LOVITURA_DATABASE_URL": db,
         "LOVITURA_PURPOSE": case,
-        **_pairs(extra, "--set"),
+        **settings,
     }
     if redis_url:
         overrides.update(LOVITURA_REDIS_URL=redis_url, LOVITURA_REDIS_RUN=redis_run)

@@ -74,13 +74,13 @@ def ingest(
         raise click.UsageError("give either ITEMS_FILE or --warc FILE (with --site NAME)")
     if warcs and not site:
         raise click.UsageError("--warc needs --site NAME: the site whose spider reads the pages")
+    settings = {"LOG_LEVEL": "WARNING", **checked_settings(extra)}
     db = resolve_url(db_url)
     upgrade(db)
     engine = make_engine(db)
     load_municipalities(engine)
     case = _purpose(engine, purpose)
     engine.dispose()
-    settings = {"LOG_LEVEL": "WARNING", **_settings(extra)}
     if warcs:
         assert site is not None
         _replay(list(warcs), site, db, case, settings)
@@ -95,12 +95,18 @@ def ingest(
         )
 
 
-def _settings(values: tuple[str, ...]) -> dict[str, str]:
-    """``-s NAME=VALUE`` options as a dict of Scrapy settings."""
-    wrong = [value for value in values if not value.partition("=")[0] or "=" not in value]
-    if wrong:
-        raise click.BadParameter(f"{wrong[0]!r} is not NAME=VALUE", param_hint="--set")
-    return dict(value.split("=", 1) for value in values)
+def checked_settings(values: tuple[str, ...]) -> dict[str, str]:
+    """``-s NAME=VALUE`` options as a dict of Scrapy settings, checked before the run starts."""
+    from lovitura_crawl.setting_overrides import SettingError, check_overrides, parse_overrides
+
+    try:
+        overrides = parse_overrides(values)
+        warnings = check_overrides(overrides)
+    except SettingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from exc
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return overrides
 
 
 def _ingest_items(path: Path, db: str, case: str, settings: dict[str, Any], quiet: bool) -> Any:

@@ -1,0 +1,100 @@
+"""``-s NAME=VALUE`` settings of ``lovitura crawl`` and ``lovitura ingest``, checked before a run.
+
+A setting given on the command line reaches Scrapy as a string, and Scrapy reads it only when
+the component that needs it starts: a mistyped name was silently ignored (a politeness setting
+among them), and a value that is no number or no true/false stopped the crawl half-way with a
+traceback. Here, before anything is written:
+
+* a name with Lovitura's prefix must be one of Lovitura's settings (docs/settings.md);
+* a name close to a known setting of Scrapy or Lovitura is taken for a typo and refused;
+* any other unknown name passes with a warning, for an add-on that reads it; the add-ons this
+  project uses (scrapy-playwright, scrapy-redis) are known by their prefixes;
+* the value of a known setting must read as the type of its default: a number, true or false,
+  or a JSON object.
+
+Shortcoming: a setting whose default is a whole number takes any number here, as Scrapy reads
+some of them (timeouts) as decimals; where Scrapy reads one as a whole number, a fraction still
+fails when that component starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from scrapy.settings import BaseSettings
+
+OWN_PREFIX = "LOVITURA_"
+# Settings of the add-ons this project installs, which they read themselves.
+ADDON_PREFIXES = ("PLAYWRIGHT_", "REDIS_", "SCHEDULER_", "DUPEFILTER_")
+# How close an unknown name must be to a known one to be taken for its typo (difflib ratio).
+TYPO_CUTOFF = 0.85
+
+
+class SettingError(ValueError):
+    """A ``-s`` setting that would be ignored or would stop the run half-way."""
+
+
+def parse_overrides(values: Iterable[str]) -> dict[str, str]:
+    """``NAME=VALUE`` strings as a dict; a string without a name or ``=`` is refused."""
+    overrides: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip():
+            raise SettingError(f"{value!r} is not NAME=VALUE")
+        overrides[name.strip()] = rest
+    return overrides
+
+
+def known_settings() -> dict[str, Any]:
+    """Every setting of Scrapy and of this project, with its default (the project's first)."""
+    from scrapy.settings import default_settings
+
+    from lovitura_crawl import settings as project
+
+    known: dict[str, Any] = {}
+    for module in (default_settings, project):
+        known.update((name, getattr(module, name)) for name in dir(module) if name.isupper())
+    return known
+
+
+def check_overrides(overrides: Mapping[str, str]) -> list[str]:
+    """Warnings for names passed on to add-ons; :class:`SettingError` for a refused setting."""
+    known = known_settings()
+    warnings = []
+    for name, value in overrides.items():
+        if name in known:
+            _check_value(name, value, known[name])
+            continue
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=TYPO_CUTOFF)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        if name.startswith(OWN_PREFIX):
+            raise SettingError(
+                f"{name} is no Lovitura setting{hint}; docs/settings.md lists them all"
+            )
+        if close:
+            raise SettingError(f"{name} is no setting of Scrapy or Lovitura{hint}")
+        if not name.startswith(ADDON_PREFIXES):
+            warnings.append(
+                f"{name} is no setting of Scrapy or Lovitura: passed on for an add-on that reads it"
+            )
+    return warnings
+
+
+def _check_value(name: str, value: str, default: Any) -> None:
+    reading = BaseSettings({name: value})
+    try:
+        if isinstance(default, bool):  # before int: a bool is an int
+            reading.getbool(name)
+        elif isinstance(default, int | float):
+            reading.getfloat(name)
+        elif isinstance(default, dict):
+            reading.getdict(name)
+        else:
+            return
+    except (ValueError, TypeError) as exc:
+        wanted = {bool: "true or false", dict: "a JSON object"}.get(type(default), "a number")
+        raise SettingError(
+            f"{name}={value!r}: {name} takes {wanted} (its default is {default!r})"
+        ) from exc
