@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from lovitura_crawl.db import models
+from matching.trails import COUNTRY_NAMES
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -152,7 +153,7 @@ class TrailData:
     def place_name(self, stay: Stay) -> str:
         if stay.code:
             return self.names.get(stay.code, stay.code)
-        return stay.country
+        return COUNTRY_NAMES.get(stay.country, stay.country)
 
     def _municipality_names(self) -> dict[str, str]:
         with self.engine.connect() as conn:

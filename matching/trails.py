@@ -51,6 +51,9 @@ MOVES: Table = models.TrailMove.__table__  # type: ignore[assignment]
 PERSONS: Table = models.Person.__table__  # type: ignore[assignment]
 MUNICIPALITIES: Table = models.Municipality.__table__  # type: ignore[assignment]
 
+# The name of a stay abroad, which the trail knows by its country only (pipelines/geo.py places
+# an ad abroad in Belgium, Germany, Romania or Moldova); Dutch, as the municipalities' names.
+COUNTRY_NAMES = {"BE": "België", "DE": "Duitsland", "RO": "Roemenië", "MD": "Moldavië"}
 SPURIOUS_DAYS_PER_MISSING = 6  # a spurious run's neighbour may be missing 1 day in 6
 _CHUNK = 1_000
 
@@ -325,7 +328,7 @@ def _stay_row(person: int, stay: Stay, names: Mapping[str, str]) -> dict[str, An
         "person_id": person,
         "municipality_code": code,
         "country": stay.country,
-        "place_name": names.get(code) if code else None,
+        "place_name": names.get(code) if code else COUNTRY_NAMES.get(stay.country, stay.country),
         "arrived_at": date.fromordinal(stay.arrived),
         "left_at": date.fromordinal(stay.left),
         "n_ads": len(stay.ads),

@@ -109,7 +109,7 @@ def test_municipality_report_names_where_she_came_from(engine: Engine, tmp_path:
     assert result.rows == 1 and len(rows) == 1
     row = rows[0]
     assert row["municipality"] == "Súdwest-Fryslân"
-    assert row["came_from"] == "BE"
+    assert row["came_from"] == "België"
     assert "Venlo (GM0983) 2026-11-02..2026-11-09" in row["previous_stays"]
     assert row["phones"] == "'+31612345678"
     assert row["evidence"] == "phone/person x1"
@@ -138,7 +138,7 @@ def test_since_filters_old_stays(engine: Engine, tmp_path: Path) -> None:
 def test_person_report_lists_every_stay(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
     rows = _read(person_report(engine, 3, tmp_path / "p.csv", pseudonym_labels(KEY)).path)
-    assert [r["municipality"] for r in rows] == ["Venlo", "BE", "Súdwest-Fryslân"]
+    assert [r["municipality"] for r in rows] == ["Venlo", "België", "Súdwest-Fryslân"]
     assert [r["days"] for r in rows] == ["8", "3", "13"]
 
 

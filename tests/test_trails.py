@@ -178,7 +178,7 @@ def test_build_trails_writes_stays_moves_and_figures(engine: Engine) -> None:
     assert [tuple(s) for s in stays] == [
         ("GM0344", "NL", date(2026, 11, 2), date(2026, 11, 11), 1, "roodlicht", "Utrecht"),
         ("GM0193", "NL", date(2026, 11, 12), date(2026, 11, 21), 1, "nachtvlinder", "Zwolle"),
-        (None, "BE", date(2026, 11, 22), date(2026, 11, 27), 1, "escortgids", None),
+        (None, "BE", date(2026, 11, 22), date(2026, 11, 27), 1, "escortgids", "België"),
     ]
     assert [tuple(m) for m in moves] == [
         ("GM0344", "NL", date(2026, 11, 11), date(2026, 11, 12)),
