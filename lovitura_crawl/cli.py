@@ -321,7 +321,7 @@ def crawl(
             raise
     failed = [o for o in outcomes if o.finish_reason != "finished" or not _listing_ok(o.stats)]
     for outcome in outcomes:
-        note = "" if _listing_ok(outcome.stats) else " (listing NOT complete: see the log)"
+        note = "" if _listing_ok(outcome.stats) else f" ({_why_incomplete(outcome.stats)})"
         click.echo(f"{outcome.site}: {outcome.items} ads, {outcome.finish_reason}{note}")
     if failed:
         sys.exit(1)
@@ -334,6 +334,20 @@ def _listing_ok(stats: dict[str, Any]) -> bool:
     from lovitura_crawl.spiders.base import COMPLETE_STAT, SHARED_PART_STAT
 
     return bool(stats.get(COMPLETE_STAT) or stats.get(SHARED_PART_STAT))
+
+
+def _why_incomplete(stats: dict[str, Any]) -> str:
+    """Why a listing was not read to its end, as far as Scrapy's stats tell."""
+    prefix = "downloader/exception_type_count/"
+    errors = {
+        key[len(prefix) :].rsplit(".", 1)[-1]: count
+        for key, count in stats.items()
+        if key.startswith(prefix)
+    }
+    if not errors:
+        return "listing NOT complete: see the log"
+    kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(errors.items()))
+    return f"listing NOT complete: network errors ({kinds}); is the site up? see the log"
 
 
 def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:

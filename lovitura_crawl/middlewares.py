@@ -28,6 +28,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import load_object
 from twisted.internet.defer import Deferred
 
 from lovitura_crawl.anomalies import Anomaly, note_anomaly
@@ -185,6 +186,11 @@ class RobotsTxtMiddleware(robotstxt.RobotsTxtMiddleware):
     waiting request gets the parser through its own Deferred.
     """
 
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        kinds = tuple(load_object(kind) for kind in crawler.settings.getlist("RETRY_EXCEPTIONS"))
+        _quiet_network_errors(logging.getLogger(robotstxt.__name__), kinds)
+
     async def robot_parser(self, request: Request) -> Any:
         netloc = urlparse_cached(request).netloc
         pending = self._parsers.get(netloc)
@@ -198,3 +204,27 @@ class RobotsTxtMiddleware(robotstxt.RobotsTxtMiddleware):
 
         pending.addCallback(relay)
         return await maybe_deferred_to_future(mine)
+
+
+class NetworkErrorsWithoutTraceback(logging.Filter):
+    """Drops the traceback from a record about a network error (a site down, a refused
+    connection, a timeout): Scrapy's robots.txt middleware logs one of some sixty lines for an
+    unreachable site, after the retry middleware has said what failed. Tracebacks of other
+    errors, which are bugs, are kept."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_network_errors(target: logging.Logger, kinds: tuple[type[BaseException], ...]) -> None:
+    """One such filter on ``target``, however many crawls a process runs."""
+    for old in [f for f in target.filters if isinstance(f, NetworkErrorsWithoutTraceback)]:
+        target.removeFilter(old)
+    target.addFilter(NetworkErrorsWithoutTraceback(kinds))
