@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta
@@ -75,12 +74,15 @@ class LoviturGroup(click.Group):
 
 def _friendly(exc: Exception) -> str | None:
     """A message for an error the user can fix, or None for a real bug."""
+    from alembic.util.exc import CommandError as AlembicCommandError
     from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
     from lovitura_crawl.db.engine import DatabaseURLError
 
     if isinstance(exc, DatabaseURLError):
         return f"bad database URL: {exc}"  # it names the URLs to use already
+    if isinstance(exc, AlembicCommandError):  # e.g. an unknown --revision
+        return f"{exc}; `alembic history` in the project folder lists the revisions"
     if isinstance(exc, ArgumentError):
         return f"bad database URL: {exc}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
     if isinstance(exc, OperationalError | ProgrammingError):
@@ -285,11 +287,11 @@ def crawl(
     urls = _pairs(site_urls, "--site-url")
     settings = checked_settings(extra)
     try:
-        moment = parse_clock(clock) if clock else None
+        moment = parse_clock(clock, source="--clock") if clock else None
     except ClockError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock") from exc
     known = _all_spiders(settings)
-    names = list(sites) or sorted(urls) or known
+    names = list(dict.fromkeys(sites)) or sorted(urls) or known  # a site named twice: once
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise click.BadParameter(
@@ -298,7 +300,9 @@ def crawl(
             param_hint="SITES",
         )
     _check_site_urls(urls, names)
-    db = resolve_url(db_url)
+    if redis_url:
+        _check_redis(redis_url)
+    db = resolve_url(db_url, create=False)  # a crawl's purpose is registered in its database
     upgrade(db)
     engine = make_engine(db)
     load_municipalities(engine)
@@ -344,10 +348,21 @@ def _why_incomplete(stats: dict[str, Any]) -> str:
         for key, count in stats.items()
         if key.startswith(prefix)
     }
+    status = "downloader/response_status_count/"
+    for key, count in stats.items():
+        if (
+            key.startswith(status)
+            and key[len(status) :].isdigit()
+            and int(key[len(status) :]) >= 400
+        ):
+            errors[f"HTTP {key[len(status) :]}"] = count
     if not errors:
         return "listing NOT complete: see the log"
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(errors.items()))
-    return f"listing NOT complete: network errors ({kinds}); is the site up? see the log"
+    return (
+        f"listing NOT complete: failed requests ({kinds}); is the site up, is its URL right? "
+        "see the log"
+    )
 
 
 def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:
@@ -375,10 +390,12 @@ def _lock_sites(locks: ExitStack, names: list[str], db: str) -> list[str]:
 
 
 def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
-    """Every ``--site-url`` names a site of this crawl and gives an http(s) URL with a host."""
+    """Every ``--site-url`` names a site of this crawl and gives an http(s) URL with a host
+    (and a port that can be, and no blank inside). Blanks around a URL are dropped."""
     from urllib.parse import urlsplit
 
-    for name, url in urls.items():
+    for name, given in urls.items():
+        url = urls[name] = given.strip()
         if name not in names:
             raise click.BadParameter(
                 f"{name}={url}: {name!r} is not among the sites of this crawl "
@@ -386,11 +403,31 @@ def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
                 param_hint="--site-url",
             )
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts.port  # noqa: B018 - it checks the port's range
+        except ValueError as exc:
+            raise click.BadParameter(f"{name}={url}: {exc}", param_hint="--site-url") from exc
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c.isspace() for c in url)
+        ):
             raise click.BadParameter(
                 f"{name}={url}: not an http(s) URL with a host, e.g. http://127.0.0.1:8401/",
                 param_hint="--site-url",
             )
+
+
+def _check_redis(url: str) -> None:
+    """Redis answers at ``url``, before any database or lock is touched."""
+    from lovitura_crawl.spiders.shared import SharedCrawlError, redis_client
+
+    try:
+        redis_client(url).close()
+    except SharedCrawlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # redis-py's own check of the URL
+        raise click.BadParameter(f"{url}: {exc}", param_hint="--redis") from exc
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -846,6 +883,5 @@ def _register_ingest_commands() -> None:
 _register_privacy_commands()
 _register_ingest_commands()
 
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
+if __name__ == "__main__":  # python -m lovitura_crawl.cli: as the `lovitura` command
     main()

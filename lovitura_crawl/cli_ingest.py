@@ -75,7 +75,7 @@ def ingest(
     if warcs and not site:
         raise click.UsageError("--warc needs --site NAME: the site whose spider reads the pages")
     settings = {"LOG_LEVEL": "WARNING", **checked_settings(extra)}
-    db = resolve_url(db_url)
+    db = resolve_url(db_url, create=False)  # its purpose is registered in its database
     upgrade(db)
     engine = make_engine(db)
     load_municipalities(engine)

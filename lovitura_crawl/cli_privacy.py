@@ -449,6 +449,8 @@ def query(
     from lovitura_crawl.privacy.identifiers import RevealDenied
     from lovitura_crawl.privacy.pseudonym import PseudonymKeyError, pseudonymise_phone
 
+    if sql is not None and not sql.strip().strip(";").strip():
+        sql = None  # "" or ";": no statement
     if sql is None and not phones:
         raise click.UsageError("give SQL, or --phone to list the ads that carry a number")
     bound: dict[str, Any] = {}
@@ -543,6 +545,10 @@ def purpose_add(code: str, db_url: str | None, description: str, legal_basis: st
     from lovitura_crawl.privacy import purpose as purposes
     from lovitura_crawl.privacy.audit import append, current_actor
 
+    try:
+        purposes.valid_code(code)  # before a database is made for it
+    except purposes.PurposeError as exc:
+        raise click.BadParameter(str(exc), param_hint="CODE") from exc
     url = resolve_url(db_url)
     upgrade(url)
     engine = make_engine(url)

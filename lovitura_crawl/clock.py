@@ -15,15 +15,16 @@ class ClockError(ValueError):
     """LOVITURA_CLOCK is not an ISO 8601 time with a time zone."""
 
 
-def parse_clock(value: str) -> datetime:
+def parse_clock(value: str, source: str = "LOVITURA_CLOCK") -> datetime:
+    """``value`` as a time with a zone; ``source`` names where it came from in the error."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise ClockError(
-            f"LOVITURA_CLOCK={value!r} is not an ISO 8601 time; use e.g. 2026-11-02T12:00:00+01:00"
+            f"{source}={value!r} is not an ISO 8601 time; use e.g. 2026-11-02T12:00:00+01:00"
         ) from exc
     if moment.tzinfo is None:
-        raise ClockError(f"LOVITURA_CLOCK={value!r} has no time zone; add one, e.g. +01:00")
+        raise ClockError(f"{source}={value!r} has no time zone; add one, e.g. +01:00")
     return moment
 
 

@@ -10,7 +10,7 @@ traceback. Here, before anything is written:
 * any other unknown name passes with a warning, for an add-on that reads it; the add-ons this
   project uses (scrapy-playwright, scrapy-redis) are known by their prefixes;
 * the value of a known setting must read as the type of its default: a number, true or false,
-  or a JSON object.
+  a JSON object, a list of whole numbers; a log level, a clock and a Redis URL are read as such.
 
 Shortcoming: a setting whose default is a whole number takes any number here, as Scrapy reads
 some of them (timeouts) as decimals; where Scrapy reads one as a whole number, a fraction still
@@ -67,6 +67,8 @@ def check_overrides(overrides: Mapping[str, str]) -> list[str]:
         if name in known:
             _check_value(name, value, known[name])
             continue
+        if name.upper() in known:
+            raise SettingError(f"{name}: setting names are upper case ({name.upper()})")
         close = difflib.get_close_matches(name, list(known), n=1, cutoff=TYPO_CUTOFF)
         hint = f" (did you mean {close[0]}?)" if close else ""
         if name.startswith(OWN_PREFIX):
@@ -83,18 +85,55 @@ def check_overrides(overrides: Mapping[str, str]) -> list[str]:
 
 
 def _check_value(name: str, value: str, default: Any) -> None:
-    reading = BaseSettings({name: value})
+    special = _SPECIAL.get(name)
+    if special is not None:
+        wanted, check = special
+    elif isinstance(default, bool):  # before int: a bool is an int
+        wanted, check = "true or false", lambda s: s.getbool(name)
+    elif isinstance(default, int | float):
+        wanted, check = "a number", lambda s: s.getfloat(name)
+    elif isinstance(default, dict):
+        wanted, check = "a JSON object", lambda s: s.getdict(name)
+    elif isinstance(default, list | tuple) and default and all(type(v) is int for v in default):
+        wanted, check = "whole numbers separated by commas", lambda s: _ints(s.getlist(name))
+    else:
+        return
     try:
-        if isinstance(default, bool):  # before int: a bool is an int
-            reading.getbool(name)
-        elif isinstance(default, int | float):
-            reading.getfloat(name)
-        elif isinstance(default, dict):
-            reading.getdict(name)
-        else:
-            return
+        check(BaseSettings({name: value}))
     except (ValueError, TypeError) as exc:
-        wanted = {bool: "true or false", dict: "a JSON object"}.get(type(default), "a number")
         raise SettingError(
             f"{name}={value!r}: {name} takes {wanted} (its default is {default!r})"
         ) from exc
+
+
+def _ints(values: list[Any]) -> None:
+    for value in values:
+        int(value)
+
+
+def _log_level(settings: BaseSettings) -> None:
+    import logging
+
+    level = settings.get("LOG_LEVEL")
+    if not isinstance(logging.getLevelName(str(level).upper()), int):
+        raise ValueError(level)
+
+
+def _clock(settings: BaseSettings) -> None:
+    from lovitura_crawl.clock import parse_clock
+
+    parse_clock(settings.get("LOVITURA_CLOCK"))
+
+
+def _redis_url(settings: BaseSettings) -> None:
+    url = str(settings.get("LOVITURA_REDIS_URL"))
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(url)
+
+
+# Settings whose values take more than their default's type tells.
+_SPECIAL: dict[str, tuple[str, Any]] = {
+    "LOG_LEVEL": ("a level: DEBUG, INFO, WARNING, ERROR or CRITICAL", _log_level),
+    "LOVITURA_CLOCK": ("an ISO 8601 time with a zone, e.g. 2026-11-02T12:00+01:00", _clock),
+    "LOVITURA_REDIS_URL": ("a redis://, rediss:// or unix:// URL", _redis_url),
+}

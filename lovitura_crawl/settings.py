@@ -87,6 +87,8 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
+    # URL paths (slugs with nicknames, titles, numbers) only at DEBUG (docs/privacy.md).
+    "lovitura_crawl.logformat.PrivateLogExtension": 0,
 }
 
 # --- Browser rendering (only requests with meta["playwright"] use it) ------------------------

@@ -72,6 +72,8 @@ def test_crawl_names_the_sites_it_knows(tmp_path: Path) -> None:
         ("roodlicht=ftp://127.0.0.1/", "not an http(s) URL"),
         ("roodlicht=http://", "not an http(s) URL"),
         ("escortgids=http://127.0.0.1:8403/", "not among the sites of this crawl"),
+        ("roodlicht=http://127.0.0.1:99999/", "Port out of range"),
+        ("roodlicht=http://127.0.0.1:8401/a b/", "not an http(s) URL"),
     ],
 )
 def test_crawl_checks_site_urls_before_it_writes(tmp_path: Path, site_url: str, said: str) -> None:
@@ -130,3 +132,59 @@ def test_purpose_add_on_a_new_database_creates_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     listed = CliRunner().invoke(main, ["purpose", "list", "--db", url])
     assert "ZAAK-9" in listed.output
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "lovitura.sqlite"
+    args = ["purpose", "add", "ZAAK-1", "--db", f"sqlite:///{db}", "--description", "d"]
+    result = CliRunner().invoke(main, [*args, "--legal-basis", "b"])
+    assert result.exit_code == 0, result.output
+    assert db.stat().st_mode & 0o777 == 0o600
+    for extra in ("-wal", "-shm"):  # SQLite gives them the database's mode
+        side = db.with_name(db.name + extra)
+        assert not side.exists() or side.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_refused_purpose_code_makes_no_database(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "lovitura.sqlite"
+    args = ["purpose", "add", "T", "--db", f"sqlite:///{db}", "--description", "d"]
+    result = CliRunner().invoke(main, [*args, "--legal-basis", "b"])
+    assert result.exit_code == 2, result.output
+    assert "not a valid purpose code" in result.output
+    assert not db.parent.exists()
+
+
+def test_a_crawl_needs_a_database_with_its_purpose(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "lovitura.sqlite"
+    args = ["crawl", "roodlicht", "--db", f"sqlite:///{db}", "--purpose", "ZAAK-1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "lovitura purpose add CODE --db URL" in result.output
+    assert not db.parent.exists()
+
+
+def test_crawl_refuses_an_unreachable_redis_before_it_writes(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    args = ["crawl", "roodlicht", "--db", f"sqlite:///{db}", "--redis", "redis://127.0.0.1:1/0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("sql", ["", "  ", ";", " ; "])
+def test_query_without_a_statement_asks_for_one(tmp_path: Path, sql: str) -> None:
+    result = CliRunner().invoke(main, ["query", sql, "--db", f"sqlite:///{tmp_path / 'q.sqlite'}"])
+    assert result.exit_code == 2, result.output
+    assert "give SQL" in result.output
+
+
+def test_downgrade_to_an_unknown_revision_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", url]).exit_code == 0
+    result = CliRunner().invoke(
+        main, ["db", "downgrade", "--db", url, "--revision", "nonsense", "--yes"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "nonsense" in result.output and "alembic history" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

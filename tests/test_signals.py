@@ -64,7 +64,11 @@ def test_signal_stops_the_crawl_gracefully(
     with serve(world, day=0, ports=dict.fromkeys(SITES, 0), fast=True) as running:
         # Slow enough that the crawl is still reading ad pages when the signal comes.
         command = crawl_command(
-            [SITE], running.urls, db_url, day_clock(world, 0), {"DOWNLOAD_DELAY": "0.3"}
+            [SITE],
+            running.urls,
+            db_url,
+            day_clock(world, 0),
+            {"DOWNLOAD_DELAY": "0.3", "LOG_LEVEL": "DEBUG"},  # DEBUG: "Crawled (200)" shows
         )
         proc = start(command, ROOT, log=log_path)
         try:

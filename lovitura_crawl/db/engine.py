@@ -7,6 +7,7 @@ directory. ``postgresql://`` URLs are served by psycopg 3.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ class NoDatabaseError(FileNotFoundError):
 def resolve_url(url: str | None = None, *, create: bool = True) -> str:
     """The database URL to use: ``url``, else $LOVITURA_DATABASE_URL, else the SQLite default.
 
-    With ``create`` (commands that set a database up: crawl, ingest, demo, db upgrade, purpose
-    add) the folder of a SQLite file is made. Without it a SQLite file must exist already, so
-    that a mistyped path is an error instead of a new, empty database.
+    With ``create`` (commands that set a database up: demo, db upgrade, purpose add) a SQLite
+    file that is not there is made, readable by its owner only, with its folder. Without it the
+    file must exist already, so that a mistyped path is an error instead of a new, empty
+    database.
     """
     chosen = url or os.environ.get(ENV_VAR) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
     parsed = make_url(chosen)
@@ -46,13 +48,26 @@ def resolve_url(url: str | None = None, *, create: bool = True) -> str:
         path = Path(parsed.database)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         elif not path.is_file():
             where = "--db" if url else ENV_VAR if os.environ.get(ENV_VAR) else "the default"
             raise NoDatabaseError(
                 f"no database at {path} (from {where}): check the path, or set one up with "
-                "`lovitura db upgrade --db URL` (a first `lovitura crawl` does that too)"
+                "`lovitura purpose add CODE --db URL` (every crawl runs under a registered "
+                "purpose) or `lovitura db upgrade --db URL`"
             )
     return chosen
+
+
+def _create_private(path: Path) -> None:
+    """An empty SQLite file readable by its owner only, unless the file is there already.
+
+    The database holds phone numbers and ad text (docs/privacy.md); SQLite would make it, and
+    its -wal and -shm files, with the permissions of the umask (usually readable by all).
+    SQLite gives the -wal and -shm files the permissions of the database file.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def masked(url: str) -> str:

@@ -60,7 +60,7 @@ def load_key(key_file: str | Path | None = None, env: Mapping[str, str] | None =
         return _checked(value.strip().encode("utf-8"), f"${KEY_ENV}")
     raise PseudonymKeyError(
         f"no pseudonym key: set {KEY_FILE_ENV} to a file holding a secret of at least "
-        f"{MIN_KEY_BYTES} bytes (create one with `python -c 'import secrets; "
+        f"{MIN_KEY_BYTES} bytes (create one with `python3 -c 'import secrets; "
         f"print(secrets.token_hex(32))' > FILE` and chmod 600 FILE), or set {KEY_ENV}"
     )
 
