@@ -271,6 +271,8 @@ def run_demo(
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = prepare_database(db_url, reset)
+    for stale in out_dir.glob("report-GM*.csv"):  # of an earlier run, on data now gone
+        stale.unlink()
     key = demo_key(out_dir)
     purpose = demo_purpose(engine)
     sites = SiteProcess(seed, scale, days)

@@ -59,11 +59,24 @@ def known_settings() -> dict[str, Any]:
     return known
 
 
+# Settings that a command sets from its own options, after checking them.
+OWN_OPTIONS = {
+    "LOVITURA_DATABASE_URL": "--db",
+    "LOVITURA_PURPOSE": "--purpose",
+    "LOVITURA_CLOCK": "--clock",
+    "LOVITURA_REDIS_URL": "--redis",
+    "LOVITURA_REDIS_RUN": "--redis-run",
+    "LOVITURA_SITE_URLS": "--site-url",
+}
+
+
 def check_overrides(overrides: Mapping[str, str]) -> list[str]:
     """Warnings for names passed on to add-ons; :class:`SettingError` for a refused setting."""
     known = known_settings()
     warnings = []
     for name, value in overrides.items():
+        if name in OWN_OPTIONS:
+            raise SettingError(f"{name} is set with {OWN_OPTIONS[name]}, not with -s")
         if name in known:
             _check_value(name, value, known[name])
             continue
@@ -131,9 +144,24 @@ def _redis_url(settings: BaseSettings) -> None:
         raise ValueError(url)
 
 
+def _writable_folder(settings: BaseSettings) -> None:
+    """The folder is there or can be made, and can be written to (it is made here)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(str(settings.get("LOVITURA_WARC_DIR")))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(str(exc)) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{folder} is not writable")
+
+
 # Settings whose values take more than their default's type tells.
 _SPECIAL: dict[str, tuple[str, Any]] = {
     "LOG_LEVEL": ("a level: DEBUG, INFO, WARNING, ERROR or CRITICAL", _log_level),
     "LOVITURA_CLOCK": ("an ISO 8601 time with a zone, e.g. 2026-11-02T12:00+01:00", _clock),
     "LOVITURA_REDIS_URL": ("a redis://, rediss:// or unix:// URL", _redis_url),
+    "LOVITURA_WARC_DIR": ("a folder that can be made and written to", _writable_folder),
 }

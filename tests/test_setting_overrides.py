@@ -18,9 +18,9 @@ from lovitura_crawl.setting_overrides import SettingError, check_overrides, pars
         {"DOWNLOAD_DELAY": "0.5"},
         {"CONCURRENT_REQUESTS_PER_DOMAIN": "2", "AUTOTHROTTLE_ENABLED": "false"},
         {"LOVITURA_PHOTO_WORKERS": "1", "LOVITURA_WARC_DIR": "/tmp/warc"},
-        {"LOVITURA_SITE_URLS": '{"roodlicht": "http://127.0.0.1:9/"}'},
+        {"LOVITURA_SITE_REGIONS": '{"roodlicht": "NL"}'},
         {"LOG_LEVEL": "info", "ITEM_PIPELINES": "{}", "RETRY_HTTP_CODES": "500,503"},
-        {"LOVITURA_CLOCK": "2026-11-02T12:00+01:00", "LOVITURA_REDIS_URL": "redis://h:6379/0"},
+        {"LOVITURA_REFETCH_DAYS": "3", "LOVITURA_STORE_BATCH": "50"},
         {"PLAYWRIGHT_LAUNCH_OPTIONS": '{"headless": true}', "SCHEDULER_PERSIST": "True"},
     ],
 )
@@ -38,14 +38,17 @@ def test_settings_of_scrapy_lovitura_and_its_addons_pass(overrides: dict[str, st
         ({"DOWNLOAD_DELAY": "abc"}, "DOWNLOAD_DELAY takes a number"),
         ({"CONCURRENT_REQUESTS": "many"}, "CONCURRENT_REQUESTS takes a number"),
         ({"AUTOTHROTTLE_ENABLED": "maybe"}, "AUTOTHROTTLE_ENABLED takes true or false"),
-        ({"LOVITURA_SITE_URLS": "{roodlicht: x}"}, "LOVITURA_SITE_URLS takes a JSON object"),
+        ({"LOVITURA_SITE_REGIONS": "{roodlicht: x}"}, "LOVITURA_SITE_REGIONS takes a JSON object"),
+        ({"LOVITURA_SITE_URLS": "{}"}, "LOVITURA_SITE_URLS is set with --site-url"),
         ({"LOVITURA_SITE_REGIONS": "[1]"}, "LOVITURA_SITE_REGIONS takes a JSON object"),
         ({"download_delay": "1"}, "setting names are upper case (DOWNLOAD_DELAY)"),
         ({"RETRY_HTTP_CODES": "500,foo"}, "RETRY_HTTP_CODES takes whole numbers"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL takes a level"),
-        ({"LOVITURA_CLOCK": "yesterday"}, "LOVITURA_CLOCK takes an ISO 8601 time"),
-        ({"LOVITURA_CLOCK": "2026-11-02T12:00"}, "LOVITURA_CLOCK takes an ISO 8601 time"),
-        ({"LOVITURA_REDIS_URL": "127.0.0.1:6379"}, "LOVITURA_REDIS_URL takes a redis://"),
+        ({"LOVITURA_PURPOSE": "NOPE"}, "LOVITURA_PURPOSE is set with --purpose, not with -s"),
+        ({"LOVITURA_DATABASE_URL": "sqlite:///x"}, "is set with --db"),
+        ({"LOVITURA_CLOCK": "yesterday"}, "LOVITURA_CLOCK is set with --clock"),
+        ({"LOVITURA_REDIS_URL": "127.0.0.1:6379"}, "LOVITURA_REDIS_URL is set with --redis"),
+        ({"LOVITURA_WARC_DIR": "/proc/nonexistent"}, "LOVITURA_WARC_DIR takes a folder"),
     ],
 )
 def test_a_typo_or_a_wrong_value_is_refused(overrides: dict[str, str], said: str) -> None:
@@ -84,3 +87,9 @@ def test_crawl_and_ingest_refuse_before_they_write(tmp_path: Path, command: list
     assert result.exit_code == 2, result.output
     assert "DOWNLOAD_DELAY takes a number" in result.output
     assert not db.exists()
+
+
+def test_a_warc_folder_is_made_before_the_crawl(tmp_path: Path) -> None:
+    folder = tmp_path / "warc" / "today"
+    assert check_overrides({"LOVITURA_WARC_DIR": str(folder)}) == []
+    assert folder.is_dir()
