@@ -286,6 +286,7 @@ def crawl(
 
     urls = _pairs(site_urls, "--site-url")
     settings = checked_settings(extra)
+    _check_storage(settings)
     try:
         moment = parse_clock(clock, source="--clock") if clock else None
     except ClockError as exc:
@@ -338,6 +339,9 @@ def _listing_ok(stats: dict[str, Any]) -> bool:
     from lovitura_crawl.spiders.base import COMPLETE_STAT, SHARED_PART_STAT
 
     return bool(stats.get(COMPLETE_STAT) or stats.get(SHARED_PART_STAT))
+
+
+STORAGE_PIPELINE = "pipelines.storage.StoragePipeline"
 
 
 def _why_incomplete(stats: dict[str, Any]) -> str:
@@ -416,6 +420,20 @@ def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
                 f"{name}={url}: not an http(s) URL with a host, e.g. http://127.0.0.1:8401/",
                 param_hint="--site-url",
             )
+
+
+def _check_storage(overrides: dict[str, str]) -> None:
+    """The crawl's pipelines end in storage: `lovitura crawl` exists to store what it sees."""
+    from lovitura_crawl.crawl import project_settings
+
+    pipelines = project_settings(overrides).getwithbase("ITEM_PIPELINES")
+    if pipelines.get(STORAGE_PIPELINE) is None:
+        raise click.BadParameter(
+            f"ITEM_PIPELINES leaves out {STORAGE_PIPELINE}, so the crawl would store nothing; "
+            "to see what a site yields without storing it, run `scrapy crawl SITE "
+            "-s ITEM_PIPELINES={} -O FILE.jsonl` (docs/adding-a-site.md)",
+            param_hint="--set",
+        )
 
 
 def _check_redis(url: str) -> None:

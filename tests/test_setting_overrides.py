@@ -93,3 +93,15 @@ def test_a_warc_folder_is_made_before_the_crawl(tmp_path: Path) -> None:
     folder = tmp_path / "warc" / "today"
     assert check_overrides({"LOVITURA_WARC_DIR": str(folder)}) == []
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize(
+    "pipelines", ["{}", '{"pipelines.storage.StoragePipeline": null}', '{"x.Y": 1}']
+)
+def test_a_crawl_that_would_store_nothing_is_refused(tmp_path: Path, pipelines: str) -> None:
+    db = tmp_path / "c.sqlite"
+    args = ["crawl", "roodlicht", "--db", f"sqlite:///{db}", "-s", f"ITEM_PIPELINES={pipelines}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "the crawl would store nothing" in result.output
+    assert not db.exists()
