@@ -137,7 +137,8 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-out"),
     show_default=True,
-    help="Folder for the reports, the truth files and the evaluation.",
+    help="Folder for the reports, the truth files and the evaluation (the report-GM*.csv "
+    "files of an earlier run there are replaced).",
 )
 @click.option("--reset", is_flag=True, help="Wipe a --db that already holds ads.")
 def demo(seed: int, days: int, scale: str, db_url: str | None, out_dir: Path, reset: bool) -> None:
@@ -291,6 +292,12 @@ def crawl(
         moment = parse_clock(clock, source="--clock") if clock else None
     except ClockError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock") from exc
+    if moment is not None and moment > datetime.now(moment.tzinfo) + timedelta(days=1):
+        click.echo(
+            f"Warning: --clock {clock} is in the future; the ads are stamped with it and the "
+            "trails will run to that date (a typo in the year?)",
+            err=True,
+        )
     known = _all_spiders(settings)
     names = list(dict.fromkeys(sites)) or sorted(urls) or known  # a site named twice: once
     unknown = sorted(set(names) - set(known))
@@ -406,8 +413,8 @@ def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
                 f"({', '.join(names)}); check the spelling",
                 param_hint="--site-url",
             )
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)
             parts.port  # noqa: B018 - it checks the port's range
         except ValueError as exc:
             raise click.BadParameter(f"{name}={url}: {exc}", param_hint="--site-url") from exc
@@ -839,7 +846,10 @@ def _control_loop(running: Any, world: Any) -> None:
     answer({"urls": running.urls, "start_date": world.start_date.isoformat(), "day": running.day})
     for line in sys.stdin:
         command, _, value = line.strip().partition(" ")
-        if command == "day" and value.isdigit() and 0 <= int(value) < world.days:
+        if command == "day" and value.lstrip("-").isdigit():
+            if not 0 <= int(value) < world.days:
+                answer({"error": f"day {value}: the world has days 0 to {world.days - 1}"})
+                continue
             running.set_day(int(value))
             answer({"day": int(value)})
         elif command == "stop":

@@ -36,11 +36,14 @@ def _lock_key(site: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock_dir(url: str) -> Path:
+def _lock_file(site: str, url: str) -> Path:
+    """``locks/<database file>.<site>.lock`` beside the database: one lock per database and site
+    (two databases in one folder, e.g. one per case, do not block each other)."""
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        return Path(parsed.database).resolve().parent / "locks"
-    return Path("var") / "locks"
+        database = Path(parsed.database).resolve()
+        return database.parent / "locks" / f"{database.name}.{site}.lock"
+    return Path("var") / "locks" / f"memory.{site}.lock"
 
 
 @contextmanager
@@ -51,7 +54,7 @@ def site_lock(site: str, db_url: str | None = None) -> Iterator[None]:
         with _postgres_lock(site, url):
             yield
     else:
-        with _file_lock(site, _lock_dir(url)):
+        with _file_lock(site, _lock_file(site, url)):
             yield
 
 
@@ -69,9 +72,9 @@ def _postgres_lock(site: str, url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(site: str, folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = (folder / f"{site}.lock").open("a+")
+def _file_lock(site: str, path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = path.open("a+")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -114,9 +114,8 @@ def _check_value(name: str, value: str, default: Any) -> None:
     try:
         check(BaseSettings({name: value}))
     except (ValueError, TypeError) as exc:
-        raise SettingError(
-            f"{name}={value!r}: {name} takes {wanted} (its default is {default!r})"
-        ) from exc
+        shown = "" if default is None else f" (its default is {default!r})"
+        raise SettingError(f"{name}={value!r}: {name} takes {wanted}{shown}") from exc
 
 
 def _ints(values: list[Any]) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,12 @@ def test_killed_holder_releases_the_lock(db_url: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_two_sqlite_databases_in_one_folder_lock_apart(tmp_path: Path) -> None:
+    first, second = (f"sqlite:///{tmp_path / name}" for name in ("a.sqlite", "b.sqlite"))
+    with site_lock("roodlicht", first):
+        with site_lock("roodlicht", second):  # another database: its own lock
+            pass
+        with pytest.raises(SiteLocked), site_lock("roodlicht", first):
+            pass
