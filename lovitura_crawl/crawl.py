@@ -22,6 +22,11 @@ from scrapy.settings import Settings
 logger = logging.getLogger(__name__)
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Seconds a graceful stop may take before the command stops at once, as after a second signal.
+# A crawl stops in a second or two; one waiting on a helper process that the same signal killed
+# (`timeout` and some schedulers signal the whole process group, so the Playwright driver dies
+# while its browser is starting) would wait for ever.
+SHUTDOWN_GRACE = 75.0  # above a download's timeout (60 s), under systemd's 90 s TimeoutStopSec
 T = TypeVar("T")
 
 
@@ -48,8 +53,9 @@ class Interrupted(Exception):
     def message(self) -> str:
         if self.forced:
             return (
-                f"interrupted by {self.signame} twice: stopped at once; crawls still running "
-                "are recorded as killed by the next crawl of their site"
+                f"interrupted by {self.signame} twice, or not stopped within "
+                f"{SHUTDOWN_GRACE:.0f} s of it: stopped at once; crawls still running are "
+                "recorded as killed by the next crawl of their site"
             )
         return (
             f"interrupted by {self.signame}: the crawls stopped gracefully and are recorded as "
@@ -163,6 +169,17 @@ def run_reactor(main: Callable[[], Awaitable[T]], settings: Settings) -> T:
         )
         for runner in list(_shutdown.runners):
             deferred_from_coro(runner.stop())
+        reactor.callLater(SHUTDOWN_GRACE, too_slow, signum)
+
+    def too_slow(signum: int) -> None:
+        if reactor.running and not _shutdown.forced:
+            logger.warning(
+                "The crawls did not stop within %.0f s of %s; stopping at once",
+                SHUTDOWN_GRACE,
+                signal.Signals(signum).name,
+            )
+            _shutdown.forced = True
+            reactor.stop()
 
     def force(signum: int) -> None:
         logger.info("Received %s twice, forcing unclean shutdown", signal.Signals(signum).name)

@@ -167,3 +167,32 @@ def test_photo_pool_workers_die_with_their_owner() -> None:
     for pid in left:  # do not leave them behind ourselves
         os.kill(pid, signal.SIGKILL)
     assert not left, f"photo pool processes {left} outlived their owner"
+
+
+STUCK = textwrap.dedent(
+    """
+    import asyncio, os, signal, threading
+    from lovitura_crawl import crawl
+
+    crawl.SHUTDOWN_GRACE = 1.0
+
+    async def stuck():
+        # Stands for a crawl waiting on a helper that the signal killed: it never ends.
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        await asyncio.get_running_loop().create_future()
+
+    try:
+        crawl.run_reactor(stuck, crawl.project_settings())
+    except crawl.Interrupted as exc:
+        print("interrupted", exc.forced, exc.exit_code, flush=True)
+    """
+)
+
+
+def test_a_graceful_stop_that_hangs_is_forced_after_the_grace(tmp_path: Path) -> None:
+    """One signal, and a crawl that cannot stop: the command still ends (128 + SIGTERM)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "interrupted True 143" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "did not stop within 1 s of SIGTERM" in done.stderr
