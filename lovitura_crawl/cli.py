@@ -7,7 +7,7 @@ import sys
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from lovitura_crawl import __version__
 from lovitura_crawl.db.engine import make_engine, masked, resolve_url
+
+if TYPE_CHECKING:
+    from scrapy.settings import Settings
 
 console = Console(stderr=True)
 EXIT_LOCKED = 75  # EX_TEMPFAIL: a crawl of the same site was already running
@@ -280,14 +283,15 @@ def crawl(
     """
     from lovitura_crawl.cli_ingest import checked_settings
     from lovitura_crawl.clock import ClockError, parse_clock
-    from lovitura_crawl.crawl import CrawlJob, Interrupted
+    from lovitura_crawl.crawl import CrawlJob, Interrupted, project_settings
     from lovitura_crawl.crawl import crawl as run_crawl
     from lovitura_crawl.db.migrate import upgrade
     from lovitura_crawl.db.reference import load_municipalities
 
     urls = _pairs(site_urls, "--site-url")
     settings = checked_settings(extra)
-    _check_storage(settings)
+    scrapy_settings = project_settings(settings)  # read once for the checks below
+    _check_storage(scrapy_settings)
     try:
         moment = parse_clock(clock, source="--clock") if clock else None
     except ClockError as exc:
@@ -298,7 +302,7 @@ def crawl(
             "trails will run to that date (a typo in the year?)",
             err=True,
         )
-    known = _all_spiders(settings)
+    known = _all_spiders(scrapy_settings)
     names = list(dict.fromkeys(sites)) or sorted(urls) or known  # a site named twice: once
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -361,12 +365,9 @@ def _why_incomplete(stats: dict[str, Any]) -> str:
     }
     status = "downloader/response_status_count/"
     for key, count in stats.items():
-        if (
-            key.startswith(status)
-            and key[len(status) :].isdigit()
-            and int(key[len(status) :]) >= 400
-        ):
-            errors[f"HTTP {key[len(status) :]}"] = count
+        code = key[len(status) :] if key.startswith(status) else ""
+        if code.isdigit() and int(code) >= 400:
+            errors[f"HTTP {code}"] = count
     if not errors:
         return "listing NOT complete: see the log"
     kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(errors.items()))
@@ -429,11 +430,9 @@ def _check_site_urls(urls: dict[str, str], names: list[str]) -> None:
             )
 
 
-def _check_storage(overrides: dict[str, str]) -> None:
+def _check_storage(settings: Settings) -> None:
     """The crawl's pipelines end in storage: `lovitura crawl` exists to store what it sees."""
-    from lovitura_crawl.crawl import project_settings
-
-    pipelines = project_settings(overrides).getwithbase("ITEM_PIPELINES")
+    pipelines = settings.getwithbase("ITEM_PIPELINES")
     if pipelines.get(STORAGE_PIPELINE) is None:
         raise click.BadParameter(
             f"ITEM_PIPELINES leaves out {STORAGE_PIPELINE}, so the crawl would store nothing; "
@@ -465,12 +464,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-def _all_spiders(overrides: dict[str, str] | None = None) -> list[str]:
+def _all_spiders(settings: Settings) -> list[str]:
     from scrapy.spiderloader import SpiderLoader
 
-    from lovitura_crawl.crawl import project_settings
-
-    return sorted(SpiderLoader.from_settings(project_settings(overrides)).list())
+    return sorted(SpiderLoader.from_settings(settings).list())
 
 
 # --- link, explain, evaluate -----------------------------------------------------------------

@@ -569,12 +569,13 @@ def purpose_list(db_url: str | None) -> None:
     """List the purposes, open and closed."""
     from lovitura_crawl.privacy.purpose import all_purposes
 
-    engine = make_engine(db_url, create=False)
+    url = resolve_url(db_url, create=False)
+    engine = make_engine(url)
     try:
         infos = all_purposes(engine)
     finally:
         engine.dispose()
-    table = Table(title=f"purposes in {masked(resolve_url(db_url, create=False))}")
+    table = Table(title=f"purposes in {masked(url)}")
     for column in ("code", "legal basis", "description", "created", "by", "closed"):
         table.add_column(column)
     for p in infos:
